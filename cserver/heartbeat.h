@@ -1,0 +1,26 @@
+/* Worker heartbeats: one cache-line slot per worker in a shared anonymous
+ * mapping created by Python before fork.  The worker stores the monotonic time
+ * in milliseconds; the master reads it.  No file I/O, no locks: each slot has a
+ * single writer and the value is read and written atomically.
+ *
+ * None of these functions touch Python; any thread, GIL or not. */
+#ifndef CN_HEARTBEAT_H
+#define CN_HEARTBEAT_H
+
+#include <stdint.h>
+
+#define CN_HEARTBEAT_SLOT_SIZE 64
+
+/* Monotonic clock in milliseconds. */
+uint64_t cn_now_ms(void);
+
+/* Store "now" in slot `slot` of `table` (no-op when table is NULL or slot < 0). */
+void cn_heartbeat_beat(void *table, int slot);
+
+/* Store an explicit value (the master stamps a slot before forking into it). */
+void cn_heartbeat_set(void *table, int slot, uint64_t ms);
+
+/* The last value stored in slot `slot`. */
+uint64_t cn_heartbeat_read(const void *table, int slot);
+
+#endif
