@@ -1,0 +1,50 @@
+/* Per-worker settings and state shared by the engine files (worker_sync.c
+ * today; gthread and gevent later).  One per worker process; owned by the
+ * worker's run function. */
+#ifndef CN_WORKER_H
+#define CN_WORKER_H
+
+#include "module.h"
+
+#include <stdint.h>
+#include <time.h>
+
+typedef struct {
+    int fd;
+    PyObject *server_name; /* strong: SERVER_NAME */
+    PyObject *server_port; /* strong: SERVER_PORT */
+} cn_listener;
+
+typedef struct cn_worker {
+    cn_state *st;              /* borrowed: module state */
+    PyObject *app;             /* strong */
+    PyObject *base_environ;    /* strong dict, copied per request */
+    PyObject *access_log;      /* strong or NULL */
+    PyObject *error_log;       /* strong or NULL */
+    cn_listener *listeners;
+    int nlisteners;
+    void *heartbeats;          /* shared table or NULL */
+    int slot;
+    int timeout_ms;            /* worker timeout; also the I/O wait limit */
+    int graceful_timeout_ms;
+    int keepalive_ms;
+    long max_requests;         /* 0 = unlimited */
+    size_t limit_request_line;
+    size_t limit_request_fields;
+    size_t limit_request_field_size;
+    uint64_t requests;         /* served so far */
+
+    /* "Date:" value, recomputed at most once a second (response.c). */
+    time_t date_sec;
+    char date[40];
+    size_t date_len;
+} cn_worker;
+
+/* Log `msg` at `level` ("debug", "info", "warning", "error", "critical")
+ * through the worker's error_log callable (stderr when none).  With
+ * with_exc != 0 a Python exception is set on entry: it is passed to the log
+ * as the traceback and cleared.  CN_GIL.  Never fails (a failing logger is
+ * reported with PyErr_WriteUnraisable). */
+void cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc);
+
+#endif
