@@ -44,6 +44,9 @@ typedef struct cn_conn {
     char *buf;
     size_t cap, len, pos;
     size_t head_start;         /* where the current request's head begins */
+    size_t scan_pos;           /* guard pre-scan: start of the next line */
+    size_t nlines;             /* guard pre-scan: lines seen in this head */
+    const void *limits;        /* the cn_limits in force (parser.h) */
 
     llhttp_t parser;
     llhttp_settings_t *settings;
@@ -56,6 +59,7 @@ typedef struct cn_conn {
     int http_major, http_minor;
     cn_header *headers;
     size_t nheaders, headers_cap;
+    cn_header cur;             /* header being assembled from llhttp spans */
     int64_t content_length;    /* -1 when absent */
     unsigned chunked : 1;
     unsigned expect_continue : 1;  /* client waits for "100 Continue" */

@@ -1,3 +1,962 @@
-/* TEMPORARY placeholder: the master loop is being written. */
+/* The pre-fork master loop: _cserver.run_master (contract in master.h and
+ * _cserver.pyi).  Follows gunicorn's arbiter (gunicorn/arbiter.py): the same
+ * signals, log lines, exit codes 3/4 and timeout handling.
+ *
+ * Shape:
+ *   - cn_master holds everything: the worker table (indexed by heartbeat slot,
+ *     so a slot is busy exactly while its worker is alive or unreaped), the
+ *     target worker count, the stop state and the Python callables.
+ *   - Signals are queued by master_signals.c; the loop waits on the queue with
+ *     the GIL released, then, with the GIL: dispatches each signal through
+ *     cn_master_signals[] (signo -> handle_*), reaps, checks heartbeats and
+ *     spawns what is missing.
+ *   - Issue 3 plugs in here: `hooks` (pre_fork, post_fork, child_exit, ...
+ *     called through cn_master_hook), pid file, USR2 re-exec (handle_usr2),
+ *     WINCH, HUP config reload (handle_hup calls back into Python first).
+ *
+ * GIL: every function here runs with the GIL held except the wait, which
+ * releases it around cn_sigq_wait only.  The master is single-threaded C; Python
+ * code it calls (log, spawn in the child) may run threads of its own. */
 #include "master.h"
-PyObject *cn_run_master(PyObject *m, PyObject *a, PyObject *k) { (void)m; (void)a; (void)k; PyErr_SetString(PyExc_NotImplementedError, "run_master"); return NULL; }
+
+#include "heartbeat.h"
+#include "master_signals.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define CN_GIL   /* caller holds the GIL */
+#define CN_NOGIL /* caller must not hold the GIL */
+
+#define CN_WORKER_BOOT_ERROR 3  /* gunicorn's Arbiter.WORKER_BOOT_ERROR */
+#define CN_APP_LOAD_ERROR 4     /* gunicorn's Arbiter.APP_LOAD_ERROR */
+#define CN_MAX_WAIT_MS 1000     /* the loop wakes at least once a second */
+#define CN_ABORT_GRACE_MS 1000  /* SIGABRT on timeout, SIGKILL this much later */
+#define CN_QUICK_STOP_MS 2000   /* INT/QUIT: longest wait before SIGKILL */
+#define CN_FINAL_REAP_MS 1000   /* after the last SIGKILL, wait this for zombies */
+#define CN_SIGBATCH 64          /* signals handled per wake-up */
+
+typedef enum {
+    CN_RUNNING = 0,
+    CN_STOP_GRACEFUL,   /* TERM (or exit 3/4): workers got SIGTERM */
+    CN_STOP_QUICK,      /* INT/QUIT: workers got SIGQUIT */
+} cn_stop_state;
+
+/* One live (or dead but unreaped) worker; table entry index = heartbeat slot. */
+typedef struct {
+    pid_t pid;             /* 0: slot free */
+    uint64_t age;          /* spawn order, strictly increasing (gunicorn's age) */
+    unsigned generation;   /* the master's generation when spawned (HUP bumps) */
+    int retiring;          /* sent SIGTERM to leave (TTOU, HUP): not counted */
+    int aborted;           /* sent SIGABRT on timeout */
+    int64_t abort_ms;      /* when SIGABRT (or the last SIGKILL) was sent */
+} cn_mworker;
+
+typedef struct cn_master {
+    PyObject *spawn;       /* strong: spawn(slot) -> int, called in the child */
+    PyObject *log;         /* strong: log(level, message) */
+    PyObject *hooks;       /* strong or NULL: server hooks (issue 3) */
+    Py_buffer hb;          /* the heartbeat table, held writable for the run */
+    int hb_held;
+    int nslots;            /* hb.len / CN_HEARTBEAT_SLOT_SIZE */
+    cn_mworker *w;         /* nslots entries */
+    int nalive;            /* entries with pid != 0 */
+    int num_workers;       /* target count of non-retiring workers */
+    int64_t timeout_ms;    /* 0: no heartbeat timeout */
+    int64_t graceful_ms;
+    uint64_t worker_age;
+    unsigned generation;
+    pid_t pid;             /* the master's own pid */
+    cn_sigq sigq;
+    cn_stop_state stop;
+    int64_t stop_deadline; /* stop: SIGKILL the rest at this time */
+    int killed;            /* stop: SIGKILL sent, waiting for the zombies */
+    int exit_code;
+    const char *reason;    /* static string for "Reason: ..." or NULL */
+    int no_slot_logged;    /* "no free heartbeat slot" already said */
+} cn_master;
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+
+static int64_t
+now_ms(void)
+{
+    return (int64_t)cn_now_ms();
+}
+
+/* Log through the Python `log(level, message)` callable.  printf-style.  A
+ * failing logger is reported with PyErr_WriteUnraisable and otherwise ignored.
+ * CN_GIL. */
+static void cn_master_log(cn_master *m, const char *level, const char *fmt,
+                          ...) __attribute__((format(printf, 3, 4)));
+
+static void
+cn_master_log(cn_master *m, const char *level, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    int len;
+    PyObject *msg, *res;
+
+    va_start(ap, fmt);
+    len = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (len < 0) {
+        return;
+    }
+    if ((size_t)len >= sizeof(buf)) {
+        len = (int)sizeof(buf) - 1;
+    }
+    msg = PyUnicode_DecodeUTF8(buf, len, "replace");
+    if (msg == NULL) {
+        PyErr_WriteUnraisable(m->log);
+        return;
+    }
+    res = PyObject_CallFunction(m->log, "sO", level, msg);
+    Py_DECREF(msg);
+    if (res == NULL) {
+        PyErr_WriteUnraisable(m->log);
+        return;
+    }
+    Py_DECREF(res);
+}
+
+/* Call hooks.<name>() if a hooks object is set (issue 3 wires the arguments
+ * gunicorn passes; today no hooks object exists, so this is a no-op).  A hook
+ * that raises is logged and does not stop the master.  CN_GIL. */
+static void
+cn_master_hook(cn_master *m, const char *name)
+{
+    PyObject *res;
+
+    if (m->hooks == NULL || m->hooks == Py_None) {
+        return;
+    }
+    res = PyObject_CallMethod(m->hooks, name, NULL);
+    if (res == NULL) {
+        PyErr_WriteUnraisable(m->hooks);
+        cn_master_log(m, "error", "Exception in %s hook", name);
+        return;
+    }
+    Py_DECREF(res);
+}
+
+/* gunicorn names the signal with signal.Signals(sig).name. */
+static const char *
+signal_name(int sig, char *buf, size_t size)
+{
+    switch (sig) {
+    case SIGHUP: return "SIGHUP";
+    case SIGINT: return "SIGINT";
+    case SIGQUIT: return "SIGQUIT";
+    case SIGILL: return "SIGILL";
+    case SIGTRAP: return "SIGTRAP";
+    case SIGABRT: return "SIGABRT";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGKILL: return "SIGKILL";
+    case SIGUSR1: return "SIGUSR1";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGUSR2: return "SIGUSR2";
+    case SIGPIPE: return "SIGPIPE";
+    case SIGALRM: return "SIGALRM";
+    case SIGTERM: return "SIGTERM";
+    case SIGXCPU: return "SIGXCPU";
+    case SIGXFSZ: return "SIGXFSZ";
+    case SIGSYS: return "SIGSYS";
+    default:
+        snprintf(buf, size, "signal %d", sig);
+        return buf;
+    }
+}
+
+/* Forget worker `slot` (after it was reaped, or it vanished).  CN_GIL. */
+static void
+free_worker(cn_master *m, int slot)
+{
+    if (m->w[slot].pid != 0) {
+        memset(&m->w[slot], 0, sizeof(m->w[slot]));
+        m->nalive--;
+    }
+}
+
+/* Send `sig` to worker `slot`.  ESRCH means someone else reaped it: forget it
+ * (gunicorn's kill_worker does the same).  CN_GIL. */
+static void
+kill_worker(cn_master *m, int slot, int sig)
+{
+    pid_t pid = m->w[slot].pid;
+
+    if (pid <= 0) {
+        return;
+    }
+    if (kill(pid, sig) < 0 && errno == ESRCH) {
+        free_worker(m, slot);
+    }
+}
+
+static void
+kill_workers(cn_master *m, int sig)
+{
+    for (int i = 0; i < m->nslots; i++) {
+        if (m->w[i].pid != 0) {
+            kill_worker(m, i, sig);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* The child side of a fork                                            */
+
+/* Flush C stdio and Python's sys.stdout / sys.stderr; errors are ignored (the
+ * process is about to _exit).  CN_GIL. */
+static void
+flush_std_streams(void)
+{
+    static const char *const names[] = {"stdout", "stderr"};
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PyObject *f = PySys_GetObject(names[i]); /* borrowed */
+        if (f != NULL && f != Py_None) {
+            PyObject *r = PyObject_CallMethod(f, "flush", NULL);
+            if (r == NULL) {
+                PyErr_Clear();
+            }
+            Py_XDECREF(r);
+        }
+    }
+    fflush(stdout);
+    fflush(stderr);
+}
+
+/* Turn the pending exception of a failed spawn() into an exit code: SystemExit
+ * keeps its code, as Python itself would; anything else prints its traceback
+ * and gives 1.  (spawn() is expected to catch import errors itself and return
+ * 3 or 4; an exception that escapes it is a bug, and respawning is the safer
+ * answer than halting the server.)  CN_GIL. */
+static int
+exit_code_from_exception(void)
+{
+    if (!PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        PyErr_Print();
+        return 1;
+    }
+    PyObject *type, *exc, *tb;
+    PyErr_Fetch(&type, &exc, &tb);
+    PyErr_NormalizeException(&type, &exc, &tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    PyObject *code = exc ? PyObject_GetAttrString(exc, "code") : NULL;
+    int rc = 1;
+    if (code == NULL) {
+        PyErr_Clear();
+    }
+    else if (code == Py_None) {
+        rc = 0;
+    }
+    else if (PyLong_Check(code)) {
+        long v = PyLong_AsLong(code);
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+        }
+        else {
+            rc = (int)(v & 0xff);
+        }
+    }
+    else {
+        PyObject_Print(code, stderr, Py_PRINT_RAW);
+        fputc('\n', stderr);
+        PyErr_Clear();
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(exc);
+    return rc;
+}
+
+/* Runs in the freshly forked child, signals still blocked: undo the master's
+ * signal set-up, log the boot as gunicorn does (in the child, so the line
+ * carries the worker's pid), call spawn(slot) and _exit with its result.
+ * Never returns.  CN_GIL. */
+static void
+run_child(cn_master *m, int slot, const sigset_t *oldmask)
+{
+    PyObject *res;
+    int code = 0;
+    pid_t pid = getpid();
+
+    cn_sigq_child_reset(&m->sigq);
+    cn_sigq_setmask(oldmask);
+
+    cn_master_log(m, "info", "Booting worker with pid: %ld", (long)pid);
+    cn_master_hook(m, "post_fork");
+    res = PyObject_CallFunction(m->spawn, "i", slot);
+    if (res == NULL) {
+        code = exit_code_from_exception();
+    }
+    else {
+        if (res == Py_None) {
+            code = 0;
+        }
+        else if (PyLong_Check(res)) {
+            long v = PyLong_AsLong(res);
+            if (v == -1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                code = 1;
+            }
+            else {
+                code = (int)(v & 0xff);
+            }
+        }
+        else {
+            cn_master_log(m, "error", "spawn() returned %s, not an int",
+                          Py_TYPE(res)->tp_name);
+            code = 1;
+        }
+        Py_DECREF(res);
+    }
+    cn_master_log(m, "info", "Worker exiting (pid: %ld)", (long)pid);
+    flush_std_streams();
+    _exit(code);
+}
+
+/* ------------------------------------------------------------------ */
+/* Spawning, reaping, timeouts                                         */
+
+/* Fork one worker into a free slot.  Returns its pid, or -1 (no free slot or
+ * fork failed; logged, nothing else changes).  CN_GIL. */
+static pid_t
+spawn_worker(cn_master *m)
+{
+    int slot = -1;
+    sigset_t oldmask;
+    pid_t pid;
+    int saved_errno;
+
+    for (int i = 0; i < m->nslots; i++) {
+        if (m->w[i].pid == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        if (!m->no_slot_logged) {
+            cn_master_log(m, "error",
+                          "No free heartbeat slot for a new worker "
+                          "(%d slots, all in use)", m->nslots);
+            m->no_slot_logged = 1;
+        }
+        return -1;
+    }
+    m->no_slot_logged = 0;
+    /* The worker owns the slot from now; it counts from the fork. */
+    cn_heartbeat_set(m->hb.buf, slot, cn_now_ms());
+    m->worker_age++;
+    cn_master_hook(m, "pre_fork");
+
+    /* Block the queued signals so the child cannot run the master's handler
+     * (and write into its pipe) before cn_sigq_child_reset. */
+    cn_sigq_block(&m->sigq, &oldmask);
+    PyOS_BeforeFork();
+    pid = fork();
+    saved_errno = errno;
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        run_child(m, slot, &oldmask); /* does not return */
+    }
+    PyOS_AfterFork_Parent();
+    cn_sigq_setmask(&oldmask);
+    if (pid < 0) {
+        cn_master_log(m, "error", "Unable to fork a worker: %s",
+                      strerror(saved_errno));
+        return -1;
+    }
+    m->w[slot].pid = pid;
+    m->w[slot].age = m->worker_age;
+    m->w[slot].generation = m->generation;
+    m->w[slot].retiring = 0;
+    m->w[slot].aborted = 0;
+    m->w[slot].abort_ms = 0;
+    m->nalive++;
+    return pid;
+}
+
+static void begin_stop(cn_master *m, int graceful);
+
+/* Log a reaped worker's status as gunicorn's reap_workers does, and halt on
+ * exit codes 3/4.  CN_GIL. */
+static void
+report_exit(cn_master *m, pid_t pid, int status)
+{
+    char namebuf[32];
+
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        const char *name = signal_name(sig, namebuf, sizeof(namebuf));
+        if (sig == SIGKILL) {
+            cn_master_log(m, "error",
+                          "Worker (pid:%ld) was sent %s! Perhaps out of memory?",
+                          (long)pid, name);
+        }
+        else if (sig == SIGTERM) {
+            cn_master_log(m, "info", "Worker (pid:%ld) was sent %s!",
+                          (long)pid, name);
+        }
+        else {
+            cn_master_log(m, "warning", "Worker (pid:%ld) was sent %s!",
+                          (long)pid, name);
+        }
+        return;
+    }
+    if (!WIFEXITED(status)) {
+        return;
+    }
+    int code = WEXITSTATUS(status);
+    if (code != 0) {
+        cn_master_log(m, "error", "Worker (pid:%ld) exited with code %d.",
+                      (long)pid, code);
+    }
+    if (m->stop != CN_RUNNING) {
+        return;
+    }
+    if (code == CN_WORKER_BOOT_ERROR) {
+        m->exit_code = CN_WORKER_BOOT_ERROR;
+        m->reason = "Worker failed to boot.";
+        begin_stop(m, 1);
+    }
+    else if (code == CN_APP_LOAD_ERROR) {
+        m->exit_code = CN_APP_LOAD_ERROR;
+        m->reason = "App failed to load.";
+        begin_stop(m, 1);
+    }
+}
+
+/* Reap every exited child without blocking.  Children that are not workers
+ * (the Python side may have its own) are reaped and ignored, as gunicorn
+ * does.  CN_GIL. */
+static void
+reap_workers(cn_master *m)
+{
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR) {
+            continue;
+        }
+        if (pid <= 0) {
+            return; /* 0: none exited; ECHILD: no children */
+        }
+        int slot = -1;
+        for (int i = 0; i < m->nslots; i++) {
+            if (m->w[i].pid == pid) {
+                slot = i;
+                break;
+            }
+        }
+        if (slot < 0) {
+            continue;
+        }
+        free_worker(m, slot);
+        report_exit(m, pid, status);
+        cn_master_hook(m, "child_exit");
+    }
+}
+
+/* Kill workers whose heartbeat is older than the timeout: SIGABRT first
+ * (log critical, like gunicorn), SIGKILL every CN_ABORT_GRACE_MS after that
+ * while the worker lives (a SIGSTOPped worker ignores the SIGABRT).  CN_GIL. */
+static void
+murder_workers(cn_master *m)
+{
+    if (m->timeout_ms <= 0) {
+        return;
+    }
+    int64_t now = now_ms();
+    for (int i = 0; i < m->nslots; i++) {
+        cn_mworker *w = &m->w[i];
+        if (w->pid == 0) {
+            continue;
+        }
+        if (w->aborted) {
+            if (now - w->abort_ms >= CN_ABORT_GRACE_MS) {
+                w->abort_ms = now;
+                kill_worker(m, i, SIGKILL);
+            }
+            continue;
+        }
+        int64_t beat = (int64_t)cn_heartbeat_read(m->hb.buf, i);
+        if (now - beat <= m->timeout_ms) {
+            continue;
+        }
+        cn_master_log(m, "critical", "WORKER TIMEOUT (pid:%ld)", (long)w->pid);
+        w->aborted = 1;
+        w->abort_ms = now;
+        kill_worker(m, i, SIGABRT);
+    }
+}
+
+/* Keep `num_workers` non-retiring workers: spawn what is missing, retire the
+ * oldest extra ones with SIGTERM (gunicorn's manage_workers).  CN_GIL. */
+static void
+manage_workers(cn_master *m)
+{
+    int active = 0;
+
+    for (int i = 0; i < m->nslots; i++) {
+        if (m->w[i].pid != 0 && !m->w[i].retiring) {
+            active++;
+        }
+    }
+    while (active < m->num_workers) {
+        if (spawn_worker(m) < 0) {
+            break;
+        }
+        active++;
+    }
+    while (active > m->num_workers) {
+        int oldest = -1;
+        for (int i = 0; i < m->nslots; i++) {
+            cn_mworker *w = &m->w[i];
+            if (w->pid != 0 && !w->retiring
+                && (oldest < 0 || w->age < m->w[oldest].age)) {
+                oldest = i;
+            }
+        }
+        if (oldest < 0) {
+            break;
+        }
+        m->w[oldest].retiring = 1;
+        kill_worker(m, oldest, SIGTERM);
+        active--;
+    }
+}
+
+/* Start stopping: graceful (SIGTERM, wait graceful_timeout) or quick (SIGQUIT,
+ * wait at most CN_QUICK_STOP_MS); SIGKILL whoever is left at the deadline.  A
+ * quick stop overrides a graceful one in progress (INT after TERM); nothing
+ * overrides a quick one.  CN_GIL. */
+static void
+begin_stop(cn_master *m, int graceful)
+{
+    int64_t now = now_ms();
+
+    if (m->stop == CN_STOP_QUICK || (graceful && m->stop == CN_STOP_GRACEFUL)) {
+        return;
+    }
+    if (graceful) {
+        m->stop = CN_STOP_GRACEFUL;
+        m->stop_deadline = now + m->graceful_ms;
+        kill_workers(m, SIGTERM);
+        return;
+    }
+    int64_t wait = m->graceful_ms < CN_QUICK_STOP_MS ? m->graceful_ms
+                                                     : CN_QUICK_STOP_MS;
+    if (m->stop != CN_STOP_GRACEFUL || now + wait < m->stop_deadline) {
+        m->stop_deadline = now + wait;
+    }
+    m->stop = CN_STOP_QUICK;
+    if (!m->killed) {
+        kill_workers(m, SIGQUIT);
+    }
+}
+
+/* During a stop: SIGKILL the rest at the deadline.  Returns 1 when the loop is
+ * done (no workers left, or the zombies did not come back in time).  CN_GIL. */
+static int
+stop_progress(cn_master *m)
+{
+    if (m->nalive == 0) {
+        return 1;
+    }
+    int64_t now = now_ms();
+    if (now < m->stop_deadline) {
+        return 0;
+    }
+    if (!m->killed) {
+        kill_workers(m, SIGKILL);
+        m->killed = 1;
+        m->stop_deadline = now + CN_FINAL_REAP_MS;
+        return m->nalive == 0;
+    }
+    cn_master_log(m, "warning", "%d worker(s) still not reaped after SIGKILL",
+                  m->nalive);
+    return 1;
+}
+
+/* Milliseconds until the loop must wake up by itself: the stop deadline, a
+ * heartbeat that will go stale, a SIGKILL due after a SIGABRT; at most
+ * CN_MAX_WAIT_MS.  CN_GIL (reads only C state). */
+static int
+next_wait_ms(cn_master *m)
+{
+    int64_t now = now_ms();
+    int64_t wake = now + CN_MAX_WAIT_MS;
+
+    if (m->stop != CN_RUNNING) {
+        if (m->stop_deadline < wake) {
+            wake = m->stop_deadline;
+        }
+    }
+    else {
+        for (int i = 0; i < m->nslots; i++) {
+            cn_mworker *w = &m->w[i];
+            int64_t t;
+            if (w->pid == 0) {
+                continue;
+            }
+            if (w->aborted) {
+                t = w->abort_ms + CN_ABORT_GRACE_MS;
+            }
+            else if (m->timeout_ms > 0) {
+                t = (int64_t)cn_heartbeat_read(m->hb.buf, i) + m->timeout_ms + 1;
+            }
+            else {
+                continue;
+            }
+            if (t < wake) {
+                wake = t;
+            }
+        }
+    }
+    if (wake <= now) {
+        return 0;
+    }
+    return (int)(wake - now);
+}
+
+/* ------------------------------------------------------------------ */
+/* Signal handlers (run from the loop, with the GIL, never in a signal   */
+/* context).                                                             */
+
+typedef void (*cn_sig_handler)(cn_master *m);
+
+static void
+handle_chld(cn_master *m)
+{
+    reap_workers(m);
+}
+
+/* TERM: graceful stop. */
+static void
+handle_term(cn_master *m)
+{
+    begin_stop(m, 1);
+}
+
+/* INT, QUIT: quick stop. */
+static void
+handle_quick(cn_master *m)
+{
+    begin_stop(m, 0);
+}
+
+/* HUP: start a new generation of workers, then retire the old ones with
+ * SIGTERM (manage_workers retires the oldest first).  Issue 3 re-reads the
+ * configuration through a Python callback before spawning. */
+static void
+handle_hup(cn_master *m)
+{
+    if (m->stop != CN_RUNNING) {
+        return;
+    }
+    cn_master_log(m, "info", "Hang up: Master");
+    m->generation++;
+    for (int i = 0; i < m->num_workers; i++) {
+        if (spawn_worker(m) < 0) {
+            break;
+        }
+    }
+    manage_workers(m);
+}
+
+static void
+handle_ttin(cn_master *m)
+{
+    if (m->stop != CN_RUNNING) {
+        return;
+    }
+    if (m->num_workers >= m->nslots) {
+        cn_master_log(m, "warning",
+                      "TTIN ignored: %d workers is the limit of the heartbeat "
+                      "table", m->nslots);
+        return;
+    }
+    m->num_workers++;
+    manage_workers(m);
+}
+
+static void
+handle_ttou(cn_master *m)
+{
+    if (m->stop != CN_RUNNING || m->num_workers <= 1) {
+        return;
+    }
+    m->num_workers--;
+    manage_workers(m);
+}
+
+/* USR1: gunicorn reopens the master's log files (issue 3: a Python callback)
+ * and forwards the signal to every worker. */
+static void
+handle_usr1(cn_master *m)
+{
+    kill_workers(m, SIGUSR1);
+}
+
+/* USR2: binary upgrade, issue 3. */
+static void
+handle_usr2(cn_master *m)
+{
+    cn_master_log(m, "warning",
+                  "USR2 signal ignored: binary upgrade is not supported yet");
+}
+
+/* WINCH: gunicorn stops the workers only when daemonized (issue 3). */
+static void
+handle_winch(cn_master *m)
+{
+    cn_master_log(m, "debug", "SIGWINCH ignored. Not daemonized");
+}
+
+static const struct {
+    int signo;
+    const char *name;       /* gunicorn's lower-case name for the log line */
+    cn_sig_handler handler;
+} cn_master_signals[] = {
+    {SIGHUP, "hup", handle_hup},
+    {SIGQUIT, "quit", handle_quick},
+    {SIGINT, "int", handle_quick},
+    {SIGTERM, "term", handle_term},
+    {SIGTTIN, "ttin", handle_ttin},
+    {SIGTTOU, "ttou", handle_ttou},
+    {SIGUSR1, "usr1", handle_usr1},
+    {SIGUSR2, "usr2", handle_usr2},
+    {SIGWINCH, "winch", handle_winch},
+    {SIGCHLD, "chld", handle_chld},
+};
+
+#define CN_NSIGNALS ((int)(sizeof(cn_master_signals) / sizeof(cn_master_signals[0])))
+
+/* Log "Handling signal: <name>" (not for CHLD, which is frequent) and run the
+ * handler.  During a stop only CHLD, INT and QUIT still act.  CN_GIL. */
+static void
+dispatch_signal(cn_master *m, int signo)
+{
+    for (int i = 0; i < CN_NSIGNALS; i++) {
+        if (cn_master_signals[i].signo != signo) {
+            continue;
+        }
+        if (signo != SIGCHLD) {
+            cn_master_log(m, "info", "Handling signal: %s",
+                          cn_master_signals[i].name);
+        }
+        cn_master_signals[i].handler(m);
+        return;
+    }
+    cn_master_log(m, "info", "Ignoring unknown signal: %d", signo);
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                            */
+
+/* Run until stopped; the exit code is in m->exit_code.  CN_GIL (released
+ * while waiting). */
+static void
+master_loop(cn_master *m)
+{
+    int sigs[CN_SIGBATCH];
+    int wait_errors = 0;
+
+    manage_workers(m);
+    for (;;) {
+        int timeout = next_wait_ms(m);
+        int rc;
+
+        Py_BEGIN_ALLOW_THREADS
+        rc = cn_sigq_wait(&m->sigq, timeout);
+        Py_END_ALLOW_THREADS
+
+        if (rc < 0 && rc != -EINTR && wait_errors++ < 3) {
+            cn_master_log(m, "error", "poll() on the signal pipe failed: %s",
+                          strerror(-rc));
+        }
+        /* Signals with Python handlers (not ours) run here; one that raises
+         * must not end the master. */
+        if (PyErr_CheckSignals() < 0) {
+            PyErr_WriteUnraisable(NULL);
+        }
+        int n = cn_sigq_drain(&m->sigq, sigs, CN_SIGBATCH);
+        for (int i = 0; i < n; i++) {
+            dispatch_signal(m, sigs[i]);
+        }
+        reap_workers(m);
+        if (m->stop != CN_RUNNING) {
+            if (stop_progress(m)) {
+                break;
+            }
+            continue;
+        }
+        murder_workers(m);
+        manage_workers(m);
+        if (PyErr_Occurred()) {
+            /* Nothing above should leave one; never let it escape. */
+            PyErr_WriteUnraisable(NULL);
+        }
+    }
+    if (m->exit_code == 0) {
+        cn_master_log(m, "info", "Shutting down: Master");
+    }
+    else {
+        cn_master_log(m, "error", "Shutting down: Master");
+    }
+    if (m->reason != NULL) {
+        cn_master_log(m, m->exit_code == 0 ? "info" : "error", "Reason: %s",
+                      m->reason);
+    }
+}
+
+static void
+master_clear(cn_master *m)
+{
+    cn_sigq_close(&m->sigq);
+    if (m->hb_held) {
+        PyBuffer_Release(&m->hb);
+        m->hb_held = 0;
+    }
+    PyMem_Free(m->w);
+    m->w = NULL;
+    Py_CLEAR(m->spawn);
+    Py_CLEAR(m->log);
+    Py_CLEAR(m->hooks);
+}
+
+static int
+seconds_to_ms(double s, int64_t *out, const char *what)
+{
+    if (s != s) {
+        PyErr_Format(PyExc_ValueError, "%s must be a number", what);
+        return -1;
+    }
+    if (s <= 0) {
+        *out = 0;
+    }
+    else if (s > 1e9) {
+        *out = (int64_t)1e12;
+    }
+    else {
+        *out = (int64_t)(s * 1000.0 + 0.5);
+        if (*out == 0) {
+            *out = 1;
+        }
+    }
+    return 0;
+}
+
+PyObject *
+cn_run_master(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"heartbeats", "workers", "timeout",
+                             "graceful_timeout", "spawn", "log", NULL};
+    PyObject *heartbeats;
+    int workers = -1;
+    double timeout = -1.0, graceful = -1.0;
+    PyObject *timeout_o = NULL, *graceful_o = NULL;
+    PyObject *spawn = NULL, *log = NULL;
+    cn_master m;
+    int rc;
+    static const int signos[] = {SIGHUP, SIGQUIT, SIGINT, SIGTERM, SIGTTIN,
+                                 SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
+
+    (void)module;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$iOOOO:run_master",
+                                     kwlist, &heartbeats, &workers, &timeout_o,
+                                     &graceful_o, &spawn, &log)) {
+        return NULL;
+    }
+    if (workers < 0 || timeout_o == NULL || graceful_o == NULL
+        || spawn == NULL || log == NULL) {
+        const char *missing = workers < 0 ? "workers"
+                              : timeout_o == NULL ? "timeout"
+                              : graceful_o == NULL ? "graceful_timeout"
+                              : spawn == NULL ? "spawn" : "log";
+        if (workers < 0 && PyDict_Check(kwargs)
+            && PyDict_GetItemString(kwargs, "workers") != NULL) {
+            PyErr_SetString(PyExc_ValueError, "workers must be >= 0");
+        }
+        else {
+            PyErr_Format(PyExc_TypeError,
+                         "run_master() missing required keyword argument '%s'",
+                         missing);
+        }
+        return NULL;
+    }
+    timeout = PyFloat_AsDouble(timeout_o);
+    if (timeout == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    graceful = PyFloat_AsDouble(graceful_o);
+    if (graceful == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (!PyCallable_Check(spawn) || !PyCallable_Check(log)) {
+        PyErr_SetString(PyExc_TypeError, "spawn and log must be callable");
+        return NULL;
+    }
+
+    memset(&m, 0, sizeof(m));
+    m.sigq.rfd = m.sigq.wfd = -1;
+    if (seconds_to_ms(timeout, &m.timeout_ms, "timeout") < 0
+        || seconds_to_ms(graceful, &m.graceful_ms, "graceful_timeout") < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(heartbeats, &m.hb, PyBUF_WRITABLE) < 0) {
+        return NULL;
+    }
+    m.hb_held = 1;
+    m.nslots = (int)(m.hb.len / CN_HEARTBEAT_SLOT_SIZE > INT32_MAX / 2
+                     ? INT32_MAX / 2 : m.hb.len / CN_HEARTBEAT_SLOT_SIZE);
+    if (m.nslots < 1 || workers > m.nslots) {
+        PyErr_Format(PyExc_ValueError,
+                     "heartbeats holds %d slot(s) of %d bytes: not enough for "
+                     "%d worker(s)", m.nslots, CN_HEARTBEAT_SLOT_SIZE, workers);
+        master_clear(&m);
+        return NULL;
+    }
+    m.w = PyMem_Calloc((size_t)m.nslots, sizeof(cn_mworker));
+    if (m.w == NULL) {
+        master_clear(&m);
+        return PyErr_NoMemory();
+    }
+    m.spawn = Py_NewRef(spawn);
+    m.log = Py_NewRef(log);
+    m.num_workers = workers;
+    m.pid = getpid();
+
+    rc = cn_sigq_open(&m.sigq, signos, (int)(sizeof(signos) / sizeof(signos[0])));
+    if (rc < 0) {
+        if (rc == -EBUSY) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "run_master is already running in this process");
+        }
+        else {
+            errno = -rc;
+            PyErr_SetFromErrno(PyExc_OSError);
+        }
+        master_clear(&m);
+        return NULL;
+    }
+
+    master_loop(&m);
+
+    master_clear(&m);
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    return PyLong_FromLong(m.exit_code);
+}

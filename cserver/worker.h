@@ -5,6 +5,7 @@
 #define CN_WORKER_H
 
 #include "module.h"
+#include "parser.h"
 
 #include <stdint.h>
 #include <time.h>
@@ -14,6 +15,15 @@ typedef struct {
     PyObject *server_name; /* strong: SERVER_NAME */
     PyObject *server_port; /* strong: SERVER_PORT */
 } cn_listener;
+
+/* environ key ("HTTP_ACCEPT") for a header name, cached by name (environ.c). */
+#define CN_HKEY_CACHE 128
+#define CN_HKEY_MAXLEN 40
+typedef struct {
+    unsigned char len;
+    char name[CN_HKEY_MAXLEN]; /* upper-cased header name */
+    PyObject *key;             /* strong */
+} cn_hkey;
 
 typedef struct cn_worker {
     cn_state *st;              /* borrowed: module state */
@@ -29,15 +39,16 @@ typedef struct cn_worker {
     int graceful_timeout_ms;
     int keepalive_ms;
     long max_requests;         /* 0 = unlimited */
-    size_t limit_request_line;
-    size_t limit_request_fields;
-    size_t limit_request_field_size;
+    cn_limits limits;          /* parser policy from the limit_* settings */
+    int head_timeout_ms;       /* a request head must arrive within this */
     uint64_t requests;         /* served so far */
 
     /* "Date:" value, recomputed at most once a second (response.c). */
     time_t date_sec;
     char date[40];
     size_t date_len;
+
+    cn_hkey hkeys[CN_HKEY_CACHE];
 } cn_worker;
 
 /* Log `msg` at `level` ("debug", "info", "warning", "error", "critical")
@@ -46,5 +57,10 @@ typedef struct cn_worker {
  * as the traceback and cleared.  CN_GIL.  Never fails (a failing logger is
  * reported with PyErr_WriteUnraisable). */
 void cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc);
+
+/* Whether a quick stop (QUIT/INT) or graceful stop (TERM) was asked for.
+ * Async-signal flags; any thread. */
+int cn_worker_quitting(void);
+int cn_worker_stopping(void);
 
 #endif

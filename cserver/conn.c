@@ -1,0 +1,379 @@
+/* Connection I/O for the blocking-style worker (sync): receive into the
+ * connection's buffer, read the head and the body through the parser, send
+ * with writev and sendfile, close with a lingering drain when unread request
+ * bytes could otherwise turn the close into a reset.
+ *
+ * Sockets are non-blocking; a syscall is tried first and poll() waits only on
+ * EAGAIN, in slices of at most a second so the heartbeat keeps beating while a
+ * slow client is served.  Every function here is called with the GIL and
+ * releases it around syscalls and waits (no Python API in between). */
+#include "conn.h"
+
+#include "connio.h"
+#include "heartbeat.h"
+#include "module.h"
+#include "parser.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+#define CN_READ_CHUNK 16384
+#define CN_INITIAL_BUF 8192
+#define CN_LINGER_MS 1000
+#define CN_LINGER_BYTES (256 * 1024)
+
+/* Wait until fd is ready for `events` or `timeout_ms` passes, beating the
+ * heartbeat each second.  No GIL (caller released it).  0, -ETIMEDOUT or
+ * -errno. */
+static int
+wait_fd(cn_conn *c, short events, int timeout_ms)
+{
+    uint64_t deadline = cn_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        uint64_t now = cn_now_ms();
+        if (timeout_ms > 0 && now >= deadline) {
+            return -ETIMEDOUT;
+        }
+        int slice = 1000;
+        if (timeout_ms > 0 && deadline - now < (uint64_t)slice) {
+            slice = (int)(deadline - now);
+        }
+        struct pollfd pfd = {.fd = c->fd, .events = events};
+        int r = poll(&pfd, 1, slice);
+        cn_heartbeat_beat(c->w->heartbeats, c->w->slot);
+        if (r > 0) {
+            return 0;
+        }
+        if (r < 0 && errno != EINTR) {
+            return -errno;
+        }
+        if (cn_worker_quitting()) {
+            return -EINTR;
+        }
+    }
+}
+
+int
+cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
+{
+    if (c->len == c->cap) {
+        if (c->cap >= limit) {
+            return -ENOBUFS;
+        }
+        size_t cap = c->cap ? c->cap * 2 : CN_INITIAL_BUF;
+        if (cap > limit) {
+            cap = limit;
+        }
+        char *b = realloc(c->buf, cap);
+        if (b == NULL) {
+            return -ENOMEM;
+        }
+        /* The head's pointers are into the old buffer: only grow between
+         * requests or while the head is incomplete (no pointers yet). */
+        c->buf = b;
+        c->cap = cap;
+    }
+    ssize_t n;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n >= 0) {
+            break;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            err = -errno;
+            break;
+        }
+        err = wait_fd(c, POLLIN, timeout_ms);
+        if (err < 0) {
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (err < 0) {
+        return err;
+    }
+    if (n == 0) {
+        c->eof = 1;
+        return 0;
+    }
+    c->len += (size_t)n;
+    return (int)n;
+}
+
+void
+cn_conn_compact(cn_conn *c)
+{
+    if (c->pos == 0) {
+        return;
+    }
+    memmove(c->buf, c->buf + c->pos, c->len - c->pos);
+    c->len -= c->pos;
+    c->pos = 0;
+}
+
+int
+cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms)
+{
+    cn_conn_compact(c);
+    cn_parse_begin(c, l);
+    size_t limit = cn_max_head_size(l);
+    for (;;) {
+        int r = cn_parse_head(c, l);
+        if (r != 0) {
+            return r;
+        }
+        if (c->eof) {
+            return c->len == c->head_start ? 0 : -2;
+        }
+        int n = cn_conn_recv(c, limit, timeout_ms);
+        if (n == 0) {
+            return c->len == c->head_start ? 0 : -2;
+        }
+        if (n == -ENOBUFS) {
+            c->error_status = c->nlines == 0 ? 400 : 431;
+            c->error_reason = c->nlines == 0 ? "Request Line is too large"
+                                             : "Request Header Fields Too Large";
+            return -1;
+        }
+        if (n < 0) {
+            return -3;
+        }
+    }
+}
+
+/* Send "100 Continue" once, the first time the app reads a body it was
+ * promised.  0 or -errno. */
+static int
+send_continue(cn_conn *c)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->continue_sent = 1;
+    if (c->pos < c->len) {
+        return 0; /* the client sent the body anyway */
+    }
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = sizeof(msg) - 1};
+    return cn_conn_sendv(c, &iov, 1);
+}
+
+Py_ssize_t
+cn_conn_read_body(cn_conn *c, char *dst, size_t n)
+{
+    cn_state *st = c->w->st;
+    if (c->expect_continue && !c->continue_sent && !c->body_done) {
+        int r = send_continue(c);
+        if (r < 0) {
+            errno = -r;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    for (;;) {
+        size_t have = c->body_len - c->body_pos;
+        if (have > 0) {
+            size_t k = have < n ? have : n;
+            memcpy(dst, c->body + c->body_pos, k);
+            c->body_pos += k;
+            if (c->body_pos == c->body_len) {
+                c->body_pos = c->body_len = 0;
+            }
+            return (Py_ssize_t)k;
+        }
+        if (c->body_done) {
+            return 0;
+        }
+        if (c->body_error) {
+            break;
+        }
+        if (c->pos < c->len) {
+            if (cn_parse_body(c) < 0) {
+                break;
+            }
+            continue;
+        }
+        /* Buffer drained: reuse it from the start for body bytes. */
+        c->pos = c->len = 0;
+        if (c->cap == 0) {
+            c->buf = malloc(CN_READ_CHUNK);
+            if (c->buf == NULL) {
+                PyErr_NoMemory();
+                return -1;
+            }
+            c->cap = CN_READ_CHUNK;
+        }
+        int r = cn_conn_recv(c, c->cap, c->w->timeout_ms);
+        if (r == 0) {
+            c->body_error = CN_BODY_EOF;
+            c->must_close = 1;
+            PyErr_SetString(st->no_more_data,
+                            "client closed the connection before the request "
+                            "body ended");
+            return -1;
+        }
+        if (r < 0) {
+            c->body_error = r == -ETIMEDOUT ? CN_BODY_TIMEOUT : CN_BODY_IOERR;
+            c->must_close = 1;
+            if (r == -ETIMEDOUT) {
+                PyErr_SetString(PyExc_TimeoutError, "timed out reading the request body");
+            }
+            else {
+                errno = -r;
+                PyErr_SetFromErrno(PyExc_OSError);
+            }
+            return -1;
+        }
+    }
+    if (c->body_error == CN_BODY_INVALID) {
+        PyErr_Format(st->invalid_chunk, "invalid request body: %s",
+                     c->error_reason ? c->error_reason : "malformed");
+    }
+    else if (c->body_error == CN_BODY_EOF) {
+        PyErr_SetString(st->no_more_data, "request body ended early");
+    }
+    else {
+        PyErr_SetString(PyExc_OSError, "request body unavailable after an error");
+    }
+    return -1;
+}
+
+int
+cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
+{
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (iovcnt > 0) {
+        ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                err = wait_fd(c, POLLOUT, c->w->timeout_ms);
+                if (err < 0) {
+                    break;
+                }
+                continue;
+            }
+            err = -errno;
+            break;
+        }
+        size_t left = (size_t)n;
+        while (iovcnt > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (err < 0) {
+        c->must_close = 1;
+    }
+    return err;
+}
+
+Py_ssize_t
+cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
+{
+    Py_ssize_t total = 0;
+    int err = 0;
+    int to_eof = count == 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (to_eof || (size_t)total < count) {
+        size_t want = to_eof ? (size_t)1 << 30 : count - (size_t)total;
+        ssize_t n = sendfile(c->fd, in_fd, &offset, want);
+        if (n > 0) {
+            total += n;
+            continue;
+        }
+        if (n == 0) {
+            break; /* end of file */
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            err = wait_fd(c, POLLOUT, c->w->timeout_ms);
+            if (err < 0) {
+                break;
+            }
+            continue;
+        }
+        err = -errno;
+        break;
+    }
+    Py_END_ALLOW_THREADS
+    if (err < 0) {
+        c->must_close = 1;
+        return err;
+    }
+    return total;
+}
+
+void
+cn_conn_close(cn_conn *c, int linger)
+{
+    if (c->fd < 0) {
+        return;
+    }
+    if (linger) {
+        /* Half-close, then drain what the client still sends for a moment,
+         * so the close does not reset a response it has yet to read. */
+        Py_BEGIN_ALLOW_THREADS
+        char sink[4096];
+        size_t drained = 0;
+        uint64_t deadline = cn_now_ms() + CN_LINGER_MS;
+        shutdown(c->fd, SHUT_WR);
+        while (drained < CN_LINGER_BYTES) {
+            uint64_t now = cn_now_ms();
+            if (now >= deadline) {
+                break;
+            }
+            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+            int r = poll(&pfd, 1, (int)(deadline - now));
+            if (r < 0 && errno == EINTR) {
+                continue;
+            }
+            if (r <= 0) {
+                break;
+            }
+            ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+            if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+                continue;
+            }
+            if (n <= 0) {
+                break;
+            }
+            drained += (size_t)n;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    close(c->fd);
+    c->fd = -1;
+}
+
+void
+cn_conn_free_buffers(cn_conn *c)
+{
+    free(c->buf);
+    free(c->body);
+    free(c->headers);
+    c->buf = c->body = NULL;
+    c->headers = NULL;
+    c->cap = c->len = c->pos = 0;
+    c->body_cap = c->body_len = c->body_pos = 0;
+    c->headers_cap = c->nheaders = 0;
+}

@@ -1,0 +1,661 @@
+/* llhttp glue and the guard layer.
+ *
+ * A request head is only handed to llhttp once it is complete in the buffer:
+ * a pre-scan (guard_scan) walks it line by line as bytes arrive and enforces
+ * the limits and the line rules llhttp 8.1 does not (bare CR or LF, obs-fold,
+ * empty names, line and field limits).  llhttp then parses the whole head in
+ * one call, so every span callback sees a whole token pointing into our
+ * buffer, and pauses at headers-complete, where the semantic checks run
+ * (Transfer-Encoding, Content-Length, Expect, version).  The body is decoded
+ * later, on demand, by the same parser instance; it pauses again at
+ * message-complete, so the bytes after it are the next (pipelined) request.
+ *
+ * Nothing here touches Python or sockets: any thread, no GIL. */
+#include "parser.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CN_DEFAULT_FIELD_SIZE 8190
+#define CN_MAX_FIELDS 32768
+#define CN_HARD_LINE_LIMIT (64 * 1024) /* when limit_request_line is 0 */
+#define CN_BODY_STEP (64 * 1024)       /* bytes decoded per llhttp call */
+
+void
+cn_limits_init(cn_limits *l, long line, long fields, long field_size)
+{
+    memset(l, 0, sizeof(*l));
+    l->line = line > 0 ? (size_t)line : 0;
+    l->fields = (fields <= 0 || fields > CN_MAX_FIELDS) ? CN_MAX_FIELDS
+                                                        : (size_t)fields;
+    l->field_size = field_size > 0 ? (size_t)field_size : CN_DEFAULT_FIELD_SIZE;
+}
+
+size_t
+cn_max_head_size(const cn_limits *l)
+{
+    size_t line = l->line ? l->line : CN_HARD_LINE_LIMIT;
+    return line + 2 + l->fields * l->field_size + 2;
+}
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int
+fail(cn_conn *c, int status, const char *reason)
+{
+    c->error_status = status;
+    c->error_reason = reason;
+    return -1;
+}
+
+/* Stash an error from inside an llhttp callback. */
+static int
+cb_fail(cn_conn *c, int status, const char *reason)
+{
+    fail(c, status, reason);
+    llhttp_set_error_reason(&c->parser, reason);
+    return HPE_USER;
+}
+
+/* ---- the pre-scan -------------------------------------------------------- */
+
+/* RFC 9110 tchar. */
+static int
+is_tchar(unsigned char ch)
+{
+    if (isalnum(ch)) {
+        return 1;
+    }
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Walk the lines of the head from c->scan_pos.  Returns 1 when the empty line
+ * ending the head has been seen (*head_end = offset after it), 0 when more
+ * bytes are needed, -1 on a violation (c->error_status set). */
+static int
+guard_scan(cn_conn *c, const cn_limits *l, size_t *head_end)
+{
+    size_t line_limit = l->line ? l->line : CN_HARD_LINE_LIMIT;
+
+    while (c->scan_pos < c->len) {
+        const char *start = c->buf + c->scan_pos;
+        size_t avail = c->len - c->scan_pos;
+        const char *nl = memchr(start, '\n', avail);
+        size_t content = nl ? (size_t)(nl - start) : avail;
+        const char *cr = memchr(start, '\r', content);
+
+        /* A CR must be the last byte before LF. */
+        if (cr != NULL && cr != start + content - 1) {
+            return fail(c, 400, "Invalid HTTP line: bare CR");
+        }
+        if (nl == NULL) {
+            /* Partial line: enforce its limit before it grows further. */
+            if (c->nlines == 0) {
+                if (avail > line_limit + 1) {
+                    return fail(c, 400, "Request Line is too large");
+                }
+            }
+            else if (avail > l->field_size) {
+                return fail(c, 431, "Request Header Fields Too Large");
+            }
+            return 0;
+        }
+        if (content == 0 || start[content - 1] != '\r') {
+            if (!(content == 0 && c->nlines == 0)) {
+                return fail(c, 400, "Invalid HTTP line: bare LF");
+            }
+            return fail(c, 400, "Invalid HTTP line: bare LF");
+        }
+        content--; /* drop the CR */
+        if (c->nlines == 0) {
+            if (content == 0) {
+                /* Empty line(s) before a request: skip, as llhttp does. */
+                c->scan_pos += 2;
+                c->head_start = c->scan_pos;
+                continue;
+            }
+            if (content > line_limit) {
+                return fail(c, 400, "Request Line is too large");
+            }
+        }
+        else if (content == 0) {
+            *head_end = c->scan_pos + 2;
+            c->scan_pos += 2;
+            return 1;
+        }
+        else {
+            if (content + 2 > l->field_size) {
+                return fail(c, 431, "Request Header Fields Too Large");
+            }
+            if (c->nlines > l->fields) {
+                return fail(c, 431, "Request Header Fields Too Large");
+            }
+            if (start[0] == ' ' || start[0] == '\t') {
+                return fail(c, 400, "Obsolete line folding is unacceptable");
+            }
+            if (start[0] == ':') {
+                return fail(c, 400, "Invalid header name: empty");
+            }
+        }
+        c->nlines++;
+        c->scan_pos += content + 2;
+    }
+    return 0;
+}
+
+/* gunicorn's method rules: a token; upper-case letters only (no a-z, no #)
+ * and 3 to 20 characters unless permit_unconventional_http_method. */
+static int
+method_ok(const char *m, size_t n, const cn_limits *l)
+{
+    if (n == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)m[i];
+        if (!is_tchar(ch)) {
+            return 0;
+        }
+        if (!l->permit_unconventional_method && ((ch >= 'a' && ch <= 'z') || ch == '#')) {
+            return 0;
+        }
+    }
+    if (!l->permit_unconventional_method && (n < 3 || n > 20)) {
+        return 0;
+    }
+    return 1;
+}
+
+/* Whether llhttp knows method `m` (its own table, from llhttp.h). */
+static int
+llhttp_knows(const char *m, size_t n)
+{
+    static const char *const known[] = {
+#define CN_XX(num, name, string) #string,
+        HTTP_METHOD_MAP(CN_XX)
+#undef CN_XX
+    };
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        if (strlen(known[i]) == n && memcmp(known[i], m, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- llhttp callbacks ---------------------------------------------------- */
+
+static int
+on_message_begin(llhttp_t *p)
+{
+    (void)p;
+    return 0;
+}
+
+static int
+on_url(llhttp_t *p, const char *at, size_t len)
+{
+    cn_conn *c = p->data;
+    if (c->target == NULL) {
+        c->target = at;
+    }
+    c->target_len += len;
+    return 0;
+}
+
+static int
+on_version_complete(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    if (p->http_major != 1 || p->http_minor > 1) {
+        return cb_fail(c, 400, "Invalid HTTP Version");
+    }
+    return 0;
+}
+
+static int
+on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    cn_conn *c = p->data;
+    if (c->in_trailers) {
+        size_t room = sizeof(c->trailer_name) - c->trailer_name_len;
+        memcpy(c->trailer_name + c->trailer_name_len, at, len < room ? len : room);
+        c->trailer_name_len += len < room ? len : room;
+        c->field_len += len;
+        if (c->field_len > ((const cn_limits *)c->limits)->field_size) {
+            return cb_fail(c, 400, "Trailer field too large");
+        }
+        return 0;
+    }
+    if (c->cur.name == NULL) {
+        c->cur.name = at;
+    }
+    c->cur.name_len += len;
+    return 0;
+}
+
+static int
+on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    cn_conn *c = p->data;
+    if (c->in_trailers) {
+        c->field_len += len;
+        if (c->field_len > ((const cn_limits *)c->limits)->field_size) {
+            return cb_fail(c, 400, "Trailer field too large");
+        }
+        return 0;
+    }
+    if (c->cur.value == NULL) {
+        c->cur.value = at;
+    }
+    c->cur.value_len += len;
+    return 0;
+}
+
+static int
+name_is(const cn_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name_len == n && strncasecmp(h->name, name, n) == 0;
+}
+
+static int
+on_header_value_complete(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    if (c->in_trailers) {
+        /* Trailers are checked and dropped: they never reach environ. */
+        static const char *const forbidden[] = {
+            "host", "content-length", "transfer-encoding", "trailer",
+            "authorization", "te", "content-type", "content-encoding",
+            "content-range", "cookie", "set-cookie", "expect", "range",
+            "connection", "keep-alive", "upgrade", "proxy-authorization",
+        };
+        cn_header h = {c->trailer_name, c->trailer_name_len, NULL, 0};
+        if (c->trailer_name_len < sizeof(c->trailer_name)) {
+            for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++) {
+                if (name_is(&h, forbidden[i])) {
+                    return cb_fail(c, 400, "Forbidden trailer field");
+                }
+            }
+        }
+        if (++c->nfields > ((const cn_limits *)c->limits)->fields) {
+            return cb_fail(c, 400, "Too many trailer fields");
+        }
+        c->trailer_name_len = 0;
+        c->field_len = 0;
+        return 0;
+    }
+    if (c->cur.value == NULL) {
+        c->cur.value = c->cur.name; /* empty value: any valid pointer */
+    }
+    /* llhttp keeps trailing whitespace in the value span: strip it. */
+    while (c->cur.value_len > 0
+           && (c->cur.value[c->cur.value_len - 1] == ' '
+               || c->cur.value[c->cur.value_len - 1] == '\t')) {
+        c->cur.value_len--;
+    }
+    if (c->nheaders == c->headers_cap) {
+        size_t cap = c->headers_cap ? c->headers_cap * 2 : 32;
+        cn_header *h = realloc(c->headers, cap * sizeof(*h));
+        if (h == NULL) {
+            return cb_fail(c, 500, "Out of memory");
+        }
+        c->headers = h;
+        c->headers_cap = cap;
+    }
+    c->headers[c->nheaders++] = c->cur;
+    memset(&c->cur, 0, sizeof(c->cur));
+    return 0;
+}
+
+/* Split a Transfer-Encoding list and apply the guard rules.  Returns 0 and
+ * sets c->chunked, or an error status (400 / 501). */
+static int
+check_transfer_encoding(cn_conn *c)
+{
+    int seen_te = 0, chunked_last = 0, chunked_seen = 0;
+    for (size_t i = 0; i < c->nheaders; i++) {
+        const cn_header *h = &c->headers[i];
+        if (!name_is(h, "transfer-encoding")) {
+            continue;
+        }
+        seen_te = 1;
+        const char *s = h->value, *end = h->value + h->value_len;
+        while (s <= end) {
+            const char *comma = memchr(s, ',', (size_t)(end - s));
+            const char *e = comma ? comma : end;
+            const char *a = s, *b = e;
+            while (a < b && (*a == ' ' || *a == '\t')) {
+                a++;
+            }
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t')) {
+                b--;
+            }
+            size_t n = (size_t)(b - a);
+            if (n > 0) {
+                if (chunked_seen) {
+                    /* Anything after chunked, chunked twice included. */
+                    c->error_reason = "Invalid Transfer-Encoding";
+                    return 400;
+                }
+                if (n == 7 && strncasecmp(a, "chunked", 7) == 0) {
+                    chunked_seen = 1;
+                    chunked_last = 1;
+                }
+                else if ((n == 8 && strncasecmp(a, "identity", 8) == 0)
+                         || (n == 4 && strncasecmp(a, "gzip", 4) == 0)
+                         || (n == 6 && strncasecmp(a, "x-gzip", 6) == 0)
+                         || (n == 7 && strncasecmp(a, "deflate", 7) == 0)
+                         || (n == 8 && strncasecmp(a, "compress", 8) == 0)) {
+                    chunked_last = 0;
+                }
+                else {
+                    c->error_reason = "Unsupported transfer coding";
+                    return 501;
+                }
+            }
+            if (comma == NULL) {
+                break;
+            }
+            s = comma + 1;
+        }
+    }
+    if (!seen_te) {
+        return 0;
+    }
+    if (c->http_minor == 0) {
+        c->error_reason = "Transfer-Encoding in HTTP/1.0";
+        return 400;
+    }
+    if (!chunked_last) {
+        c->error_reason = "Transfer-Encoding must end in chunked";
+        return 400;
+    }
+    c->chunked = 1;
+    return 0;
+}
+
+static int
+on_headers_complete(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    const cn_limits *l = c->limits;
+    int ncl = 0;
+
+    c->http_major = p->http_major;
+    c->http_minor = p->http_minor;
+    if (c->http_major != 1 || c->http_minor > 1) {
+        return cb_fail(c, 400, "Invalid HTTP Version");
+    }
+    for (size_t i = 0; i < c->nheaders; i++) {
+        const cn_header *h = &c->headers[i];
+        if (name_is(h, "content-length")) {
+            if (++ncl > 1) {
+                return cb_fail(c, 400, "Duplicate Content-Length");
+            }
+            if (h->value_len == 0) {
+                return cb_fail(c, 400, "Invalid Content-Length");
+            }
+            for (size_t k = 0; k < h->value_len; k++) {
+                if (h->value[k] < '0' || h->value[k] > '9') {
+                    return cb_fail(c, 400, "Invalid Content-Length");
+                }
+            }
+        }
+        else if (name_is(h, "expect")) {
+            if (h->value_len == 12 && strncasecmp(h->value, "100-continue", 12) == 0) {
+                c->expect_continue = c->http_minor >= 1;
+            }
+            else {
+                return cb_fail(c, 417, "Expectation Failed");
+            }
+        }
+        if (memchr(h->name, '_', h->name_len) != NULL
+            && l->header_map == CN_HEADER_MAP_REFUSE) {
+            return cb_fail(c, 400, "Invalid header name: underscore");
+        }
+    }
+    int st = check_transfer_encoding(c);
+    if (st != 0) {
+        return cb_fail(c, st, c->error_reason);
+    }
+    if (c->chunked && ncl > 0) {
+        return cb_fail(c, 400, "Content-Length with Transfer-Encoding");
+    }
+    c->content_length = (p->flags & F_CONTENT_LENGTH) ? (int64_t)p->content_length : -1;
+    if (!c->chunked && c->content_length <= 0) {
+        c->body_done = 1;
+    }
+    c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
+    c->in_trailers = 1;
+    return HPE_PAUSED;
+}
+
+static int
+on_body(llhttp_t *p, const char *at, size_t len)
+{
+    cn_conn *c = p->data;
+    if (c->body_len + len > c->body_cap) {
+        /* Compact first: what was handed out is gone. */
+        if (c->body_pos > 0) {
+            memmove(c->body, c->body + c->body_pos, c->body_len - c->body_pos);
+            c->body_len -= c->body_pos;
+            c->body_pos = 0;
+        }
+        if (c->body_len + len > c->body_cap) {
+            /* At most one CN_BODY_STEP of input is decoded per call, so the
+             * body buffer never outgrows it plus what is unread. */
+            size_t cap = c->body_len + len;
+            char *b = realloc(c->body, cap);
+            if (b == NULL) {
+                return cb_fail(c, 500, "Out of memory");
+            }
+            c->body = b;
+            c->body_cap = cap;
+        }
+    }
+    memcpy(c->body + c->body_len, at, len);
+    c->body_len += len;
+    return 0;
+}
+
+static int
+on_chunk_extension(llhttp_t *p, const char *at, size_t len)
+{
+    cn_conn *c = p->data;
+    (void)at;
+    c->field_len += len;
+    if (c->field_len > 4096) {
+        return cb_fail(c, 400, "Chunk extension too large");
+    }
+    return 0;
+}
+
+static int
+on_chunk_header(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    c->field_len = 0;
+    return 0;
+}
+
+static int
+on_message_complete(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    c->body_done = 1;
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t cn_llhttp_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_chunk_extension_name = on_chunk_extension,
+    .on_chunk_extension_value = on_chunk_extension,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+    .on_version_complete = on_version_complete,
+    .on_header_value_complete = on_header_value_complete,
+    .on_chunk_header = on_chunk_header,
+};
+
+/* ---- driving ------------------------------------------------------------- */
+
+void
+cn_parse_begin(cn_conn *c, const cn_limits *l)
+{
+    llhttp_init(&c->parser, HTTP_REQUEST, &cn_llhttp_settings);
+    c->parser.data = c;
+    c->limits = l;
+    c->head_start = c->pos;
+    c->scan_pos = c->pos;
+    c->nlines = 0;
+    c->method = c->target = NULL;
+    c->method_len = c->target_len = 0;
+    c->http_major = c->http_minor = 0;
+    c->nheaders = 0;
+    memset(&c->cur, 0, sizeof(c->cur));
+    c->content_length = -1;
+    c->chunked = c->expect_continue = c->continue_sent = 0;
+    c->is_head = c->keepalive = c->must_close = c->body_done = 0;
+    c->body_len = c->body_pos = 0;
+    c->body_error = 0;
+    c->trailer_name_len = c->field_len = c->nfields = 0;
+    c->in_trailers = 0;
+    c->error_status = 0;
+    c->error_reason = NULL;
+}
+
+/* Map an llhttp error to a status for the error page. */
+static int
+llhttp_status(cn_conn *c, llhttp_errno_t err)
+{
+    if (c->error_status) { /* set by a callback (cb_fail) */
+        return -1;
+    }
+    switch (err) {
+    case HPE_INVALID_METHOD:
+        return fail(c, 400, "Invalid HTTP method");
+    case HPE_INVALID_URL:
+        return fail(c, 400, "Invalid request target");
+    case HPE_INVALID_VERSION:
+        return fail(c, 400, "Invalid HTTP Version");
+    case HPE_INVALID_HEADER_TOKEN:
+        return fail(c, 400, "Invalid HTTP header");
+    case HPE_INVALID_CONTENT_LENGTH:
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        return fail(c, 400, "Invalid Content-Length");
+    case HPE_INVALID_TRANSFER_ENCODING:
+        return fail(c, 400, "Invalid Transfer-Encoding");
+    default:
+        return fail(c, 400, "Bad Request");
+    }
+}
+
+int
+cn_parse_head(cn_conn *c, const cn_limits *l)
+{
+    size_t head_end = 0;
+    int r = guard_scan(c, l, &head_end);
+    if (r <= 0) {
+        return r;
+    }
+
+    /* The method: ours to validate (llhttp knows only its table). */
+    const char *line = c->buf + c->head_start;
+    size_t line_len = head_end - c->head_start;
+    const char *sp = memchr(line, ' ', line_len);
+    if (sp == NULL) {
+        return fail(c, 400, "Invalid HTTP request line");
+    }
+    c->method = line;
+    c->method_len = (size_t)(sp - line);
+    if (!method_ok(c->method, c->method_len, l)) {
+        return fail(c, 400, "Invalid HTTP method");
+    }
+    if (l->casefold_method) {
+        for (size_t i = 0; i < c->method_len; i++) {
+            c->buf[c->head_start + i] = (char)toupper((unsigned char)c->buf[c->head_start + i]);
+        }
+    }
+
+    const char *feed = line;
+    llhttp_errno_t err;
+    if (!llhttp_knows(c->method, c->method_len)) {
+        /* Bridge: llhttp parses a stand-in method, framing checks intact. */
+        err = llhttp_execute(&c->parser, "PUT", 3);
+        if (err != HPE_OK) {
+            return llhttp_status(c, err);
+        }
+        feed = sp;
+    }
+    size_t feed_len = (size_t)(c->buf + head_end - feed);
+    err = llhttp_execute(&c->parser, feed, feed_len);
+    if (err != HPE_PAUSED) {
+        if (err == HPE_OK) {
+            /* A complete head must reach headers-complete. */
+            return fail(c, 400, "Bad Request");
+        }
+        return llhttp_status(c, err);
+    }
+    const char *at = llhttp_get_error_pos(&c->parser);
+    c->pos = (size_t)(at - c->buf);
+    c->is_head = c->method_len == 4 && memcmp(c->method, "HEAD", 4) == 0;
+    if (c->target_len == 0) {
+        return fail(c, 400, "Invalid request target");
+    }
+    for (size_t i = 0; i < c->target_len; i++) {
+        unsigned char ch = (unsigned char)c->target[i];
+        if (ch <= 0x20 || ch == 0x7f) {
+            return fail(c, 400, "Invalid request target");
+        }
+    }
+    return 1;
+}
+
+int
+cn_parse_body(cn_conn *c)
+{
+    if (c->body_done || c->body_error) {
+        return c->body_error ? -1 : 0;
+    }
+    size_t n = c->len - c->pos;
+    if (n == 0) {
+        return 0;
+    }
+    if (n > CN_BODY_STEP) {
+        n = CN_BODY_STEP;
+    }
+    if (llhttp_get_errno(&c->parser) == HPE_PAUSED) {
+        llhttp_resume(&c->parser);
+    }
+    const char *start = c->buf + c->pos;
+    llhttp_errno_t err = llhttp_execute(&c->parser, start, n);
+    if (err == HPE_OK) {
+        c->pos += n;
+        return 0;
+    }
+    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+        c->pos = (size_t)(llhttp_get_error_pos(&c->parser) - c->buf);
+        if (err == HPE_PAUSED_UPGRADE) {
+            c->must_close = 1;
+        }
+        c->body_done = 1;
+        return 0;
+    }
+    c->body_error = CN_BODY_INVALID;
+    c->must_close = 1;
+    if (!c->error_status) {
+        c->error_reason = llhttp_get_error_reason(&c->parser);
+        if (c->error_reason == NULL) {
+            c->error_reason = "Invalid chunked body";
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,43 @@
+/* llhttp glue and the guard layer (parser.c): turns the bytes in a
+ * connection's read buffer into a request head and decoded body bytes,
+ * enforcing what llhttp alone does not (DESIGN.md, "the guard layer").
+ * No function here touches Python or the socket; no GIL needed. */
+#ifndef CN_PARSER_H
+#define CN_PARSER_H
+
+#include "conn.h"
+
+/* Parser policy, from the worker's settings (normalised by cn_limits_init). */
+typedef struct {
+    size_t line;          /* max request line length, CRLF excluded; 0 = none */
+    size_t field_size;    /* max header line length, CRLF included */
+    size_t fields;        /* max number of header lines */
+    int header_map;       /* CN_HEADER_MAP_* */
+    int permit_unconventional_method;
+    int casefold_method;
+} cn_limits;
+
+enum { CN_HEADER_MAP_DROP = 0, CN_HEADER_MAP_REFUSE = 1, CN_HEADER_MAP_DANGEROUS = 2 };
+
+/* Fill `l` from gunicorn-style setting values (0 or out of range → default). */
+void cn_limits_init(cn_limits *l, long line, long fields, long field_size);
+
+/* Prepare `c` to parse a new request starting at c->pos (after a previous one
+ * or on a fresh connection); compacts nothing. */
+void cn_parse_begin(cn_conn *c, const cn_limits *l);
+
+/* Try to parse the request head from the buffer.  Returns 1 when the head is
+ * complete (c->method, target, headers, ... are set and c->pos is at the first
+ * body byte), 0 when more bytes are needed, -1 on a bad request
+ * (c->error_status / c->error_reason say what to answer). */
+int cn_parse_head(cn_conn *c, const cn_limits *l);
+
+/* Decode body bytes from the buffer [pos, len) into c->body.  Returns 0 (some
+ * or no progress; c->body_done set at the end of the message) or -1 on a
+ * malformed body (c->body_error = CN_BODY_INVALID, c->error_reason set). */
+int cn_parse_body(cn_conn *c);
+
+/* Largest head the buffer may need to hold under `l`. */
+size_t cn_max_head_size(const cn_limits *l);
+
+#endif

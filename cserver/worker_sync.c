@@ -1,0 +1,464 @@
+/* The sync worker: one connection at a time, closed after its response, as
+ * gunicorn's SyncWorker.  Runs in the worker process after fork, called from
+ * Python (cunicorn.arbiter) with the GIL; it releases the GIL around accept,
+ * recv, send, sendfile and every wait.
+ *
+ * Signals (handlers only set flags, except where noted):
+ *   TERM      finish the request in hand, then exit 0;
+ *   QUIT/INT  exit now: between requests through the flag, inside the app by
+ *             _exit(0) from the handler (the app cannot be interrupted else);
+ *   ABRT      sent by the master on timeout: _exit(1);
+ *   USR1      reopen logs (flag; logging reopen comes with its issue);
+ *   PIPE      ignored: a vanished client is an EPIPE from writev. */
+#include "connio.h"
+#include "environ.h"
+#include "heartbeat.h"
+#include "input.h"
+#include "module_parts.h"
+#include "response.h"
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The only mutable globals: async-signal flags of this (single) worker. */
+static volatile sig_atomic_t cn_sig_stop;
+static volatile sig_atomic_t cn_sig_quit;
+static volatile sig_atomic_t cn_sig_in_app;
+static volatile sig_atomic_t cn_sig_reopen;
+
+int
+cn_worker_quitting(void)
+{
+    return cn_sig_quit != 0;
+}
+
+int
+cn_worker_stopping(void)
+{
+    return cn_sig_stop != 0 || cn_sig_quit != 0;
+}
+
+static void
+on_signal(int signo)
+{
+    switch (signo) {
+    case SIGTERM:
+        cn_sig_stop = 1;
+        break;
+    case SIGQUIT:
+    case SIGINT:
+        cn_sig_quit = 1;
+        if (cn_sig_in_app) {
+            _exit(0);
+        }
+        break;
+    case SIGABRT:
+        _exit(1);
+    case SIGUSR1:
+        cn_sig_reopen = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Install the worker's handlers (no SA_RESTART: waits see EINTR).  0 or -1
+ * with OSError set. */
+static int
+install_signals(void)
+{
+    static const int handled[] = {SIGTERM, SIGQUIT, SIGINT, SIGABRT, SIGUSR1};
+    static const int ignored[] = {SIGPIPE, SIGHUP, SIGWINCH, SIGTTIN, SIGTTOU, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
+        if (sigaction(handled[i], &sa, NULL) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    sa.sa_handler = SIG_IGN;
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+        if (sigaction(ignored[i], &sa, NULL) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
+void
+cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc)
+{
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    if (with_exc) {
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL && tb != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+    }
+    if (w->error_log == NULL || w->error_log == Py_None) {
+        fprintf(stderr, "[%s] %s\n", level, msg);
+        if (type != NULL) {
+            PyErr_Restore(type, value, tb);
+            PyErr_Print();
+        }
+        return;
+    }
+    /* Make the exception the "handled" one so logging's exc_info=True sees it
+     * through sys.exc_info(). */
+    PyObject *ot, *ov, *otb;
+    PyErr_GetExcInfo(&ot, &ov, &otb);
+    if (type != NULL) {
+        PyErr_SetExcInfo(type, value, tb); /* steals */
+    }
+    PyObject *r = PyObject_CallFunction(w->error_log, "ssO", level, msg,
+                                        type != NULL ? Py_True : Py_False);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(w->error_log);
+    }
+    Py_XDECREF(r);
+    PyErr_SetExcInfo(ot, ov, otb);
+}
+
+/* Serve one accepted connection: one request, then close.  CN_GIL. */
+static void
+serve_connection(cn_worker *w, cn_conn *c)
+{
+    int r = cn_conn_read_head(c, &w->limits, w->head_timeout_ms);
+    if (r == 0 || r == -2 || r == -3) {
+        cn_conn_close(c, 0);
+        return;
+    }
+    if (r < 0) {
+        cn_send_error(c, c->error_status, c->error_reason);
+        cn_conn_close(c, 1);
+        return;
+    }
+    w->requests++;
+    c->keepalive = 0; /* sync: Connection: close on every response */
+
+    PyObject *input = cn_input_new(w, c);
+    PyObject *sr = input ? cn_response_new(w, c) : NULL;
+    PyObject *env = sr ? cn_environ_build(w, c, input) : NULL;
+    if (env == NULL) {
+        cn_worker_log(w, "error", "Error building the request environ", 1);
+        cn_send_error(c, 500, "Internal Server Error");
+        if (sr != NULL) {
+            cn_response_detach(sr);
+        }
+        if (input != NULL) {
+            cn_input_detach(input);
+        }
+        Py_XDECREF(sr);
+        Py_XDECREF(input);
+        cn_conn_close(c, 1);
+        return;
+    }
+
+    uint64_t t0 = cn_now_ms();
+    struct timespec ts0;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    PyObject *args[2] = {env, sr};
+    cn_sig_in_app = 1;
+    PyObject *result = PyObject_Vectorcall(w->app, args, 2, NULL);
+    int rc;
+    if (result == NULL) {
+        rc = cn_response_fail(sr);
+    }
+    else {
+        rc = cn_response_finish(sr, result);
+        Py_DECREF(result);
+    }
+    cn_sig_in_app = 0;
+    (void)t0;
+
+    if (w->access_log != NULL && w->access_log != Py_None) {
+        struct timespec ts1;
+        clock_gettime(CLOCK_MONOTONIC, &ts1);
+        double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (ts1.tv_nsec - ts0.tv_nsec) / 1e9;
+        PyObject *status = cn_response_status(sr);
+        PyObject *headers = cn_response_headers(sr);
+        PyObject *res = PyObject_CallFunction(
+            w->access_log, "OOOLd", env, status ? status : Py_None,
+            headers ? headers : Py_None, (long long)cn_response_sent(sr), secs);
+        if (res == NULL) {
+            PyErr_WriteUnraisable(w->access_log);
+        }
+        Py_XDECREF(res);
+    }
+    cn_response_detach(sr);
+    cn_input_detach(input);
+    Py_DECREF(sr);
+    Py_DECREF(input);
+    Py_DECREF(env);
+
+    /* Unread request bytes would turn close() into a reset that can destroy
+     * the response in flight: drain them briefly first. */
+    int unread = !c->body_done || c->pos < c->len;
+    cn_conn_close(c, rc < 0 || unread);
+}
+
+/* Accept one connection from any listener, waiting up to a second.  1 with
+ * c->fd set, 0 when nothing came (or a signal), never fails.  CN_GIL. */
+static int
+accept_one(cn_worker *w, cn_conn *c, struct pollfd *pfds)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < w->nlisteners; i++) {
+            int fd;
+            int err = 0;
+            c->peer_len = sizeof(c->peer);
+            Py_BEGIN_ALLOW_THREADS
+            fd = accept4(w->listeners[i].fd, (struct sockaddr *)&c->peer, &c->peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0) {
+                err = errno;
+            }
+            Py_END_ALLOW_THREADS
+            if (fd >= 0) {
+                c->fd = fd;
+                c->listener = i;
+                return 1;
+            }
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                /* Out of descriptors: keep running, back off briefly. */
+                cn_worker_log(w, "error", "accept() failed: too many open files; backing off", 0);
+                Py_BEGIN_ALLOW_THREADS
+                poll(NULL, 0, 100);
+                Py_END_ALLOW_THREADS
+                return 0;
+            }
+        }
+        if (pass == 1 || cn_worker_stopping()) {
+            break;
+        }
+        int r;
+        Py_BEGIN_ALLOW_THREADS
+        r = poll(pfds, (nfds_t)w->nlisteners, 1000);
+        Py_END_ALLOW_THREADS
+        if (r <= 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static void
+worker_clear(cn_worker *w)
+{
+    for (int i = 0; i < w->nlisteners; i++) {
+        Py_XDECREF(w->listeners[i].server_name);
+        Py_XDECREF(w->listeners[i].server_port);
+    }
+    PyMem_Free(w->listeners);
+    w->listeners = NULL;
+    cn_environ_clear_cache(w);
+    Py_CLEAR(w->app);
+    Py_CLEAR(w->base_environ);
+    Py_CLEAR(w->access_log);
+    Py_CLEAR(w->error_log);
+}
+
+/* Parse `listeners`: a list of (fd, SERVER_NAME, SERVER_PORT).  0 or -1. */
+static int
+parse_listeners(cn_worker *w, PyObject *listeners)
+{
+    PyObject *seq = PySequence_Fast(listeners, "listeners must be a sequence");
+    if (seq == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "at least one listener is needed");
+        return -1;
+    }
+    w->listeners = PyMem_Calloc((size_t)n, sizeof(cn_listener));
+    if (w->listeners == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int fd;
+        PyObject *name, *port;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iUU;listener must be (fd, name, port)",
+                              &fd, &name, &port)) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        w->listeners[i].fd = fd;
+        w->listeners[i].server_name = Py_NewRef(name);
+        w->listeners[i].server_port = Py_NewRef(port);
+        w->nlisteners = (int)i + 1;
+    }
+    Py_DECREF(seq);
+    return 0;
+}
+
+static int
+seconds_to_ms(double s)
+{
+    if (s <= 0) {
+        return 0;
+    }
+    if (s > 86400.0 * 24) {
+        s = 86400.0 * 24;
+    }
+    return (int)(s * 1000.0);
+}
+
+PyObject *
+cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {
+        "app", "listeners", "base_environ", "heartbeats", "slot", "timeout",
+        "graceful_timeout", "keepalive", "max_requests", "limit_request_line",
+        "limit_request_fields", "limit_request_field_size", "access_log",
+        "error_log", "header_map", "permit_unconventional_http_method",
+        "casefold_http_method", NULL,
+    };
+    PyObject *app, *listeners, *base, *heartbeats = Py_None;
+    PyObject *access_log = Py_None, *error_log = Py_None;
+    int slot = -1, permit_method = 0, casefold = 0;
+    double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
+    long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
+    const char *header_map = "drop";
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspp", kwlist, &app,
+                                     &listeners, &PyDict_Type, &base, &heartbeats, &slot,
+                                     &timeout, &graceful, &keepalive, &max_requests, &line,
+                                     &fields, &field_size, &access_log, &error_log,
+                                     &header_map, &permit_method, &casefold)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(app)) {
+        PyErr_SetString(PyExc_TypeError, "app must be callable");
+        return NULL;
+    }
+
+    cn_worker *w = PyMem_Calloc(1, sizeof(cn_worker));
+    cn_conn *c = PyMem_Calloc(1, sizeof(cn_conn));
+    struct pollfd *pfds = NULL;
+    Py_buffer hb = {0};
+    PyObject *ret = NULL;
+    if (w == NULL || c == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    c->fd = -1;
+    w->st = cn_get_state(module);
+    w->app = Py_NewRef(app);
+    w->base_environ = Py_NewRef(base);
+    w->access_log = Py_NewRef(access_log);
+    w->error_log = Py_NewRef(error_log);
+    if (parse_listeners(w, listeners) < 0) {
+        goto done;
+    }
+    if (heartbeats != Py_None) {
+        if (PyObject_GetBuffer(heartbeats, &hb, PyBUF_WRITABLE) < 0) {
+            goto done;
+        }
+        if (slot >= 0 && (size_t)(slot + 1) * CN_HEARTBEAT_SLOT_SIZE > (size_t)hb.len) {
+            PyErr_SetString(PyExc_ValueError, "heartbeat slot out of range");
+            goto done;
+        }
+        w->heartbeats = hb.buf;
+        w->slot = slot;
+    }
+    else {
+        w->slot = -1;
+    }
+    w->timeout_ms = seconds_to_ms(timeout);
+    if (w->timeout_ms == 0) {
+        w->timeout_ms = 24 * 3600 * 1000;
+    }
+    w->graceful_timeout_ms = seconds_to_ms(graceful);
+    w->keepalive_ms = seconds_to_ms(keepalive);
+    /* A head must arrive promptly: a silent client must not hold a sync
+     * worker for the whole timeout (a gunicorn bug we do not copy). */
+    w->head_timeout_ms = w->timeout_ms < 5000 ? w->timeout_ms : 5000;
+    w->max_requests = max_requests;
+    cn_limits_init(&w->limits, line, fields, field_size);
+    if (strcmp(header_map, "drop") == 0) {
+        w->limits.header_map = CN_HEADER_MAP_DROP;
+    }
+    else if (strcmp(header_map, "refuse") == 0) {
+        w->limits.header_map = CN_HEADER_MAP_REFUSE;
+    }
+    else if (strcmp(header_map, "dangerous") == 0) {
+        w->limits.header_map = CN_HEADER_MAP_DANGEROUS;
+    }
+    else {
+        PyErr_Format(PyExc_ValueError, "header_map must be drop, refuse or dangerous, not %s",
+                     header_map);
+        goto done;
+    }
+    w->limits.permit_unconventional_method = permit_method;
+    w->limits.casefold_method = casefold;
+
+    pfds = PyMem_Calloc((size_t)w->nlisteners, sizeof(struct pollfd));
+    if (pfds == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int i = 0; i < w->nlisteners; i++) {
+        pfds[i].fd = w->listeners[i].fd;
+        pfds[i].events = POLLIN;
+    }
+    if (install_signals() < 0) {
+        goto done;
+    }
+
+    pid_t ppid = getppid();
+    c->fd = -1;
+    c->w = w;
+    while (!cn_worker_stopping()) {
+        cn_heartbeat_beat(w->heartbeats, w->slot);
+        if (getppid() != ppid) {
+            cn_worker_log(w, "info", "Parent changed, shutting down", 0);
+            break;
+        }
+        if (w->max_requests > 0 && w->requests >= (uint64_t)w->max_requests) {
+            cn_worker_log(w, "info", "Autorestarting worker after current request.", 0);
+            break;
+        }
+        if (accept_one(w, c, pfds)) {
+            c->pos = c->len = 0;
+            c->eof = 0;
+            serve_connection(w, c);
+        }
+        if (PyErr_Occurred()) {
+            PyErr_WriteUnraisable(NULL);
+        }
+    }
+    ret = PyLong_FromLong(0);
+
+done:
+    if (c != NULL) {
+        cn_conn_close(c, 0);
+        cn_conn_free_buffers(c);
+        PyMem_Free(c);
+    }
+    if (hb.obj != NULL) {
+        PyBuffer_Release(&hb);
+    }
+    PyMem_Free(pfds);
+    if (w != NULL) {
+        worker_clear(w);
+        PyMem_Free(w);
+    }
+    return ret;
+}

@@ -1,0 +1,1 @@
+"""Example WSGI apps, importable from the repository root as ``examples.<name>:app``."""

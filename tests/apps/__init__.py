@@ -1,0 +1,1 @@
+"""WSGI apps served by the black-box tests (``python -m cunicorn tests.apps.X:app``)."""

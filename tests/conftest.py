@@ -1,0 +1,68 @@
+"""Suite-wide pytest set-up.
+
+- puts the repository root on ``sys.path`` so ``tests.support`` and
+  ``tests.apps`` import the same way in pytest and in the server process;
+- fixtures:
+  ``server_factory``  call it like :class:`tests.support.server.Server`
+                      (``server_factory(app, *args, env=..., workers=...)``); the
+                      server is started now and stopped at test teardown;
+  ``suite_server``    one session-wide server (``tests.apps.suite:app``, 2 sync
+                      workers) shared by the black-box tests that need no
+                      special flags;
+- a default per-test timeout (pytest-timeout) for tests/blackbox and tests/http.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.server import Server  # noqa: E402
+
+DEFAULT_TIMEOUT = 60  # seconds per test in blackbox/ and http/
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
+    for item in items:
+        path = str(item.fspath)
+        if ("/tests/blackbox/" in path or "/tests/http/" in path) and not any(
+            item.iter_markers("timeout")
+        ):
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    started = []
+
+    def make(app="tests.apps.echo:app", *args, **kw):
+        kw.setdefault("log_dir", tmp_path / f"server{len(started)}")
+        Path(kw["log_dir"]).mkdir(parents=True, exist_ok=True)
+        srv = Server(app, *args, **kw)
+        started.append(srv)
+        return srv.start()
+
+    yield make
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def suite_server(tmp_path_factory):
+    srv = Server(
+        "tests.apps.suite:app",
+        "-w",
+        "2",
+        "--timeout",
+        "30",
+        log_dir=tmp_path_factory.mktemp("suite_server"),
+    )
+    srv.start()
+    yield srv
+    srv.stop()
