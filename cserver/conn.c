@@ -196,13 +196,16 @@ cn_conn_read_body(cn_conn *c, char *dst, size_t n)
             break;
         }
         if (c->pos < c->len) {
-            if (cn_parse_body(c) < 0) {
+            int r = cn_parse_body(c);
+            if (r < 0) {
                 break;
             }
-            continue;
+            if (r > 0) {
+                continue;
+            }
         }
-        /* Buffer drained: reuse it from the start for body bytes. */
-        c->pos = c->len = 0;
+        /* Need more bytes: keep the unparsed tail, reuse the buffer. */
+        cn_conn_compact(c);
         if (c->cap == 0) {
             c->buf = malloc(CN_READ_CHUNK);
             if (c->buf == NULL) {
@@ -211,7 +214,8 @@ cn_conn_read_body(cn_conn *c, char *dst, size_t n)
             }
             c->cap = CN_READ_CHUNK;
         }
-        int r = cn_conn_recv(c, c->cap, c->w->timeout_ms);
+        int r = cn_conn_recv(c, c->cap > CN_READ_CHUNK ? c->cap : CN_READ_CHUNK,
+                             c->w->timeout_ms);
         if (r == 0) {
             c->body_error = CN_BODY_EOF;
             c->must_close = 1;

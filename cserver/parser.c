@@ -269,9 +269,7 @@ on_header_value_complete(llhttp_t *p)
         /* Trailers are checked and dropped: they never reach environ. */
         static const char *const forbidden[] = {
             "host", "content-length", "transfer-encoding", "trailer",
-            "authorization", "te", "content-type", "content-encoding",
-            "content-range", "cookie", "set-cookie", "expect", "range",
-            "connection", "keep-alive", "upgrade", "proxy-authorization",
+            "authorization", "te",
         };
         cn_header h = {c->trailer_name, c->trailer_name_len, NULL, 0};
         if (c->trailer_name_len < sizeof(c->trailer_name)) {
@@ -390,8 +388,15 @@ on_headers_complete(llhttp_t *p)
     if (c->http_major != 1 || c->http_minor > 1) {
         return cb_fail(c, 400, "Invalid HTTP Version");
     }
+    int nhost = 0, nctype = 0;
     for (size_t i = 0; i < c->nheaders; i++) {
         const cn_header *h = &c->headers[i];
+        if (name_is(h, "host") && ++nhost > 1) {
+            return cb_fail(c, 400, "Duplicate Host header");
+        }
+        if (name_is(h, "content-type") && ++nctype > 1) {
+            return cb_fail(c, 400, "Duplicate Content-Type header");
+        }
         if (name_is(h, "content-length")) {
             if (++ncl > 1) {
                 return cb_fail(c, 400, "Duplicate Content-Length");
@@ -431,6 +436,7 @@ on_headers_complete(llhttp_t *p)
     }
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     c->in_trailers = 1;
+    c->at_chunk_line = c->chunked;
     return HPE_PAUSED;
 }
 
@@ -479,7 +485,23 @@ on_chunk_header(llhttp_t *p)
 {
     cn_conn *c = p->data;
     c->field_len = 0;
+    if (p->content_length == 0) {
+        c->last_chunk = 1;
+    }
     return 0;
+}
+
+/* After each chunk, pause: the next line is a chunk-size line, which
+ * fix_chunk_line checks and simplifies before llhttp sees it. */
+static int
+on_chunk_complete(llhttp_t *p)
+{
+    cn_conn *c = p->data;
+    if (c->last_chunk) {
+        return 0;
+    }
+    c->at_chunk_line = 1;
+    return HPE_PAUSED;
 }
 
 static int
@@ -503,6 +525,7 @@ static const llhttp_settings_t cn_llhttp_settings = {
     .on_version_complete = on_version_complete,
     .on_header_value_complete = on_header_value_complete,
     .on_chunk_header = on_chunk_header,
+    .on_chunk_complete = on_chunk_complete,
 };
 
 /* ---- driving ------------------------------------------------------------- */
@@ -524,6 +547,7 @@ cn_parse_begin(cn_conn *c, const cn_limits *l)
     c->content_length = -1;
     c->chunked = c->expect_continue = c->continue_sent = 0;
     c->is_head = c->keepalive = c->must_close = c->body_done = 0;
+    c->at_chunk_line = c->last_chunk = 0;
     c->body_len = c->body_pos = 0;
     c->body_error = 0;
     c->trailer_name_len = c->field_len = c->nfields = 0;
@@ -556,6 +580,207 @@ llhttp_status(cn_conn *c, llhttp_errno_t err)
     default:
         return fail(c, 400, "Bad Request");
     }
+}
+
+
+/* Bytes overwritten before llhttp parses the head and put back after: llhttp
+ * 8.1 in strict mode refuses what gunicorn accepts (obs-text in the target,
+ * "Transfer-Encoding: identity" beside Content-Length), so we hide those
+ * bytes from it and keep every other check it makes. */
+typedef struct {
+    size_t *off;
+    char *orig;
+    size_t n, cap;
+} cn_mask;
+
+static int
+mask_byte(cn_mask *m, char *buf, size_t off, char repl)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        size_t *o = realloc(m->off, cap * sizeof(*o));
+        if (o == NULL) {
+            return -1;
+        }
+        m->off = o;
+        char *b = realloc(m->orig, cap);
+        if (b == NULL) {
+            return -1;
+        }
+        m->orig = b;
+        m->cap = cap;
+    }
+    m->off[m->n] = off;
+    m->orig[m->n] = buf[off];
+    m->n++;
+    buf[off] = repl;
+    return 0;
+}
+
+static void
+mask_restore(cn_mask *m, char *buf)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        buf[m->off[i]] = m->orig[i];
+    }
+    free(m->off);
+    free(m->orig);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Whether a Transfer-Encoding value lists only "identity". */
+static int
+te_identity_only(const char *v, size_t n)
+{
+    int seen = 0;
+    const char *end = v + n;
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == '\t' || *v == ',')) {
+            v++;
+        }
+        const char *t = v;
+        while (v < end && *v != ',' && *v != ' ' && *v != '\t') {
+            v++;
+        }
+        if (v > t) {
+            if (!((size_t)(v - t) == 8 && strncasecmp(t, "identity", 8) == 0)) {
+                return 0;
+            }
+            seen = 1;
+        }
+    }
+    return seen;
+}
+
+/* Mask what llhttp must not see in the head [start, end).  0 or -1 (ENOMEM). */
+static int
+mask_head(cn_conn *c, cn_mask *m, size_t start, size_t end)
+{
+    char *b = c->buf;
+    const char *sp1 = memchr(b + start, ' ', end - start);
+    const char *lf = memchr(b + start, '\n', end - start);
+    if (sp1 != NULL && lf != NULL && sp1 < lf) {
+        for (const char *p = sp1 + 1; p < lf && *p != ' '; p++) {
+            if ((unsigned char)*p >= 0x80 && mask_byte(m, b, (size_t)(p - b), 'x') < 0) {
+                return -1;
+            }
+        }
+    }
+    /* Header lines: "Transfer-Encoding: identity" means no coding at all. */
+    size_t pos = lf ? (size_t)(lf - b) + 1 : end;
+    while (pos < end) {
+        const char *line = b + pos;
+        const char *nl = memchr(line, '\n', end - pos);
+        if (nl == NULL) {
+            break;
+        }
+        size_t len = (size_t)(nl - line);
+        if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0
+            && te_identity_only(line + 18, len - 19)) {
+            if (mask_byte(m, b, pos, 'X') < 0) {
+                return -1;
+            }
+        }
+        pos += len + 1;
+    }
+    return 0;
+}
+
+/* The request-target forms of RFC 9112 section 3.2 that llhttp lets through:
+ * "*" only with OPTIONS; an absolute-form authority must be well formed. */
+static int
+target_ok(const cn_conn *c)
+{
+    const char *t = c->target;
+    size_t n = c->target_len;
+    if (n == 1 && t[0] == '*') {
+        return c->method_len == 7 && memcmp(c->method, "OPTIONS", 7) == 0;
+    }
+    if (t[0] == '/' || (c->method_len == 7 && memcmp(c->method, "CONNECT", 7) == 0)) {
+        return 1;
+    }
+    const char *end = t + n;
+    const char *sep = NULL;
+    for (const char *p = t; p + 2 < end; p++) {
+        if (p[0] == ':' && p[1] == '/' && p[2] == '/') {
+            sep = p;
+            break;
+        }
+    }
+    if (sep == NULL || sep == t || !isalpha((unsigned char)t[0])) {
+        return 0;
+    }
+    for (const char *p = t; p < sep; p++) {
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.') {
+            return 0;
+        }
+    }
+    const char *a = sep + 3, *ae = a;
+    while (ae < end && *ae != '/' && *ae != '?' && *ae != '#') {
+        ae++;
+    }
+    const char *lb = memchr(a, '[', (size_t)(ae - a));
+    const char *rb = memchr(a, ']', (size_t)(ae - a));
+    const char *at = memchr(a, '@', (size_t)(ae - a));
+    const char *host = at ? at + 1 : a;
+    if (lb != NULL || rb != NULL) {
+        if (lb != host || rb == NULL || rb < lb) {
+            return 0;
+        }
+        if (rb + 1 < ae && rb[1] != ':') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Check the chunk-size line at c->pos and rewrite it in place so llhttp sees
+ * only "SIZE\r\n": RFC 9112 allows whitespace around chunk extensions, which
+ * llhttp 8.1 strict refuses; extensions are validated here and dropped.
+ * 1: done (c->pos moved), 0: need more bytes, -1: invalid. */
+static int
+fix_chunk_line(cn_conn *c)
+{
+    char *start = c->buf + c->pos;
+    size_t avail = c->len - c->pos;
+    size_t scan = avail < 4098 ? avail : 4098;
+    char *lf = memchr(start, '\n', scan);
+    if (lf == NULL) {
+        if (avail >= 4098) {
+            return fail(c, 400, "Chunk extension too large");
+        }
+        return 0;
+    }
+    if (lf == start || lf[-1] != '\r') {
+        return fail(c, 400, "Invalid chunk size line: bare LF");
+    }
+    char *cr = lf - 1;
+    char *semi = memchr(start, ';', (size_t)(cr - start));
+    char *size_end = semi ? semi : cr;
+    if (semi) {
+        while (size_end > start && (size_end[-1] == ' ' || size_end[-1] == '\t')) {
+            size_end--;
+        }
+        for (char *p = semi; p < cr; p++) {
+            unsigned char ch = (unsigned char)*p;
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                return fail(c, 400, "Invalid chunk extension");
+            }
+        }
+    }
+    size_t n = (size_t)(size_end - start);
+    if (n == 0 || n > 16) {
+        return fail(c, 400, "Invalid chunk size");
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)start[i])) {
+            return fail(c, 400, "Invalid chunk size");
+        }
+    }
+    char *dst = cr - n;
+    memmove(dst, start, n);
+    c->pos = (size_t)(dst - c->buf);
+    return 1;
 }
 
 int
@@ -595,8 +820,14 @@ cn_parse_head(cn_conn *c, const cn_limits *l)
         }
         feed = sp;
     }
+    cn_mask mask = {0};
+    if (mask_head(c, &mask, c->head_start, head_end) < 0) {
+        mask_restore(&mask, c->buf);
+        return fail(c, 500, "Out of memory");
+    }
     size_t feed_len = (size_t)(c->buf + head_end - feed);
     err = llhttp_execute(&c->parser, feed, feed_len);
+    mask_restore(&mask, c->buf);
     if (err != HPE_PAUSED) {
         if (err == HPE_OK) {
             /* A complete head must reach headers-complete. */
@@ -616,11 +847,14 @@ cn_parse_head(cn_conn *c, const cn_limits *l)
             return fail(c, 400, "Invalid request target");
         }
     }
+    if (!target_ok(c)) {
+        return fail(c, 400, "Invalid request target");
+    }
     return 1;
 }
 
-int
-cn_parse_body(cn_conn *c)
+static int
+parse_body_step(cn_conn *c)
 {
     if (c->body_done || c->body_error) {
         return c->body_error ? -1 : 0;
@@ -631,6 +865,21 @@ cn_parse_body(cn_conn *c)
     }
     if (n > CN_BODY_STEP) {
         n = CN_BODY_STEP;
+    }
+    if (c->at_chunk_line) {
+        int r = fix_chunk_line(c);
+        if (r <= 0) {
+            if (r < 0) {
+                c->body_error = CN_BODY_INVALID;
+                c->must_close = 1;
+            }
+            return r;
+        }
+        c->at_chunk_line = 0;
+        n = c->len - c->pos;
+        if (n > CN_BODY_STEP) {
+            n = CN_BODY_STEP;
+        }
     }
     if (llhttp_get_errno(&c->parser) == HPE_PAUSED) {
         llhttp_resume(&c->parser);
@@ -645,8 +894,9 @@ cn_parse_body(cn_conn *c)
         c->pos = (size_t)(llhttp_get_error_pos(&c->parser) - c->buf);
         if (err == HPE_PAUSED_UPGRADE) {
             c->must_close = 1;
+            c->body_done = 1;
         }
-        c->body_done = 1;
+        /* Paused at a chunk boundary (at_chunk_line) or at message end. */
         return 0;
     }
     c->body_error = CN_BODY_INVALID;
@@ -658,4 +908,16 @@ cn_parse_body(cn_conn *c)
         }
     }
     return -1;
+}
+
+int
+cn_parse_body(cn_conn *c)
+{
+    size_t pos = c->pos;
+    unsigned done = c->body_done;
+    size_t blen = c->body_len;
+    if (parse_body_step(c) < 0) {
+        return -1;
+    }
+    return (c->pos != pos || c->body_done != done || c->body_len != blen) ? 1 : 0;
 }

@@ -32,9 +32,10 @@ void cn_parse_begin(cn_conn *c, const cn_limits *l);
  * (c->error_status / c->error_reason say what to answer). */
 int cn_parse_head(cn_conn *c, const cn_limits *l);
 
-/* Decode body bytes from the buffer [pos, len) into c->body.  Returns 0 (some
- * or no progress; c->body_done set at the end of the message) or -1 on a
- * malformed body (c->body_error = CN_BODY_INVALID, c->error_reason set). */
+/* Decode body bytes from the buffer [pos, len) into c->body.  Returns 1 when
+ * it made progress (c->body_done is set at the end of the message), 0 when it
+ * needs more bytes, -1 on a malformed body (c->body_error = CN_BODY_INVALID,
+ * c->error_status / error_reason set). */
 int cn_parse_body(cn_conn *c);
 
 /* Largest head the buffer may need to hold under `l`. */

@@ -146,7 +146,8 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
         PyObject *body = PyBytes_FromStringAndSize(NULL, 0);
         int failed = 0;
         while (body != NULL && !c.body_done) {
-            if (cn_parse_body(&c) < 0) {
+            int step = cn_parse_body(&c);
+            if (step < 0) {
                 failed = 1;
                 break;
             }
@@ -160,7 +161,7 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
             if (c.body_done) {
                 break;
             }
-            if (c.pos == c.len) {
+            if (step == 0) {
                 int f = feed(&c, data.buf, total, &fed, (size_t)chunk);
                 if (f <= 0) {
                     failed = 2;

@@ -139,3 +139,32 @@ def app(environ, start_response):
     if "echo_validate=1" in qs:
         return validated_app(environ, start_response)
     return echo(environ, start_response)
+
+
+def conformance_app(environ, start_response):
+    """Echo for the conformance corpus: reads the body with read(8192) until
+    b"" and, instead of failing, reports a read error in ``read_error`` (with
+    the bytes read before it in ``body``), so the test can tell "the app's body
+    read failed" from "the app saw a short body as complete"."""
+    inp = environ["wsgi.input"]
+    got, err = [], None
+    try:
+        for _ in range(1_000_000):  # bounded
+            piece = inp.read(8192)
+            if not piece:
+                break
+            got.append(piece)
+    except Exception as e:  # noqa: BLE001 - reported to the test
+        err = "%s: %s" % (type(e).__name__, e)
+    payload = {
+        "environ": describe_environ(environ),
+        "body": b"".join(got).decode("latin-1"),
+        "read_error": err,
+        "pid": os.getpid(),
+    }
+    out = json.dumps(payload).encode("ascii")
+    start_response(
+        "200 OK",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(out)))],
+    )
+    return [out]

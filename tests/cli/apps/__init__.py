@@ -1,0 +1,1 @@
+"""WSGI apps for the CLI / master lifecycle tests (tests/cli)."""

@@ -1,0 +1,48 @@
+"""App for the master lifecycle tests.
+
+Paths:
+  ``/``            200, body ``ok <worker pid>``
+  ``/slow?s=N``    writes ``slow request started (pid N)`` to stderr (so the test
+                   can wait for the request to be in flight), sleeps N seconds
+                   (default 1.5), then 200 ``slow done``
+  ``/hang``        writes ``hang request started (pid N)`` and sleeps forever
+                   without returning (the worker stops beating its heartbeat)
+
+``app`` is wrapped in ``wsgiref.validate.validator``.  ``nope`` is deliberately
+not defined: ``tests.cli.apps.lifecycle:nope`` is the "attribute missing" case.
+"""
+
+import os
+import sys
+import time
+from urllib.parse import parse_qs
+from wsgiref.validate import validator
+
+
+def _note(what):
+    sys.stderr.write(f"{what} request started (pid {os.getpid()})\n")
+    sys.stderr.flush()
+
+
+def _app(environ, start_response):
+    path = environ.get("PATH_INFO", "/")
+    if path == "/slow":
+        qs = parse_qs(environ.get("QUERY_STRING", ""))
+        seconds = float(qs.get("s", ["1.5"])[0])
+        _note("slow")
+        time.sleep(seconds)
+        body = b"slow done"
+    elif path == "/hang":
+        _note("hang")
+        while True:
+            time.sleep(3600)
+    else:
+        body = b"ok %d" % os.getpid()
+    start_response(
+        "200 OK",
+        [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+app = validator(_app)
