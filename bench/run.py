@@ -600,7 +600,10 @@ def rss_check(args) -> dict:
             r = parse_wrk(text)
             done += r["requests"]
             if worker_pids(server.pid) != [worker]:
-                raise RuntimeError("the worker was replaced during the RSS check")
+                raise RuntimeError(
+                    f"worker {worker} replaced: {worker_pids(server.pid)}; "
+                    + server.log_tail()
+                )
             rss = vm_rss_kb(worker)
             samples.append(
                 {"mark": mark, "requests": done, "rss_kb": rss, "errors": r["non2xx"]}

@@ -69,6 +69,7 @@ typedef struct cn_conn {
     unsigned must_close : 1;       /* set when the connection cannot be reused */
     unsigned body_done : 1;        /* the request body has been read to its end */
     unsigned eof : 1;              /* the client closed its side */
+    unsigned needs_rewrite : 1;    /* head has folds / spaces to normalise */
     unsigned at_chunk_line : 1;    /* next body bytes are a chunk-size line */
     unsigned last_chunk : 1;       /* the zero-size chunk has been seen */
 

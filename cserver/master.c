@@ -787,9 +787,17 @@ master_loop(cn_master *m)
                           strerror(-rc));
         }
         /* Signals with Python handlers (not ours) run here; one that raises
-         * must not end the master. */
+         * must not end the master.  A KeyboardInterrupt can only come from a
+         * SIGINT caught by Python before our handler was installed: treat it
+         * as the INT it was. */
         if (PyErr_CheckSignals() < 0) {
-            PyErr_WriteUnraisable(NULL);
+            if (PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                PyErr_Clear();
+                dispatch_signal(m, SIGINT);
+            }
+            else {
+                PyErr_WriteUnraisable(NULL);
+            }
         }
         int n = cn_sigq_drain(&m->sigq, sigs, CN_SIGBATCH);
         for (int i = 0; i < n; i++) {

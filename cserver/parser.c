@@ -126,17 +126,35 @@ guard_scan(cn_conn *c, const cn_limits *l, size_t *head_end)
             return 1;
         }
         else {
-            if (content + 2 > l->field_size) {
+            int fold = start[0] == ' ' || start[0] == '\t';
+            if (fold) {
+                if (!l->permit_obsolete_folding || c->nlines == 1) {
+                    return fail(c, 400, "Obsolete line folding is unacceptable");
+                }
+                /* A continuation counts toward its field's size, as in
+                 * gunicorn, and is joined into it by rewrite_head. */
+                c->field_len += content + 2;
+                c->needs_rewrite = 1;
+                c->nlines--;
+            }
+            else {
+                c->field_len = content + 2;
+            }
+            if (c->field_len > l->field_size) {
                 return fail(c, 431, "Request Header Fields Too Large");
             }
             if (c->nlines > l->fields) {
                 return fail(c, 431, "Request Header Fields Too Large");
             }
-            if (start[0] == ' ' || start[0] == '\t') {
-                return fail(c, 400, "Obsolete line folding is unacceptable");
-            }
             if (start[0] == ':') {
                 return fail(c, 400, "Invalid header name: empty");
+            }
+            if (l->strip_header_spaces && !fold) {
+                const char *colon = memchr(start, ':', content);
+                if (colon != NULL && colon > start
+                    && (colon[-1] == ' ' || colon[-1] == '\t')) {
+                    c->needs_rewrite = 1;
+                }
             }
         }
         c->nlines++;
@@ -436,6 +454,7 @@ on_headers_complete(llhttp_t *p)
     }
     c->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     c->in_trailers = 1;
+    c->field_len = 0;
     c->at_chunk_line = c->chunked;
     return HPE_PAUSED;
 }
@@ -547,7 +566,7 @@ cn_parse_begin(cn_conn *c, const cn_limits *l)
     c->content_length = -1;
     c->chunked = c->expect_continue = c->continue_sent = 0;
     c->is_head = c->keepalive = c->must_close = c->body_done = 0;
-    c->at_chunk_line = c->last_chunk = 0;
+    c->at_chunk_line = c->last_chunk = c->needs_rewrite = 0;
     c->body_len = c->body_pos = 0;
     c->body_error = 0;
     c->trailer_name_len = c->field_len = c->nfields = 0;
@@ -783,6 +802,58 @@ fix_chunk_line(cn_conn *c)
     return 1;
 }
 
+/* Normalise the head in place before llhttp sees it, for the compat switches:
+ * obs-fold continuations are joined to their field with one space
+ * (permit_obsolete_folding) and whitespace before a header's colon is dropped
+ * (strip_header_spaces).  The head only shrinks; the bytes after it move
+ * down with it.  *head_end is updated. */
+static void
+rewrite_head(cn_conn *c, const cn_limits *l, size_t *head_end)
+{
+    char *b = c->buf;
+    size_t r = c->head_start, w = c->head_start, end = *head_end;
+    int first = 1;
+    while (r < end) {
+        char *nl = memchr(b + r, '\n', end - r);
+        size_t len = (size_t)(nl - (b + r)) + 1; /* includes CRLF */
+        if (!first && len > 2 && (b[r] == ' ' || b[r] == '\t')) {
+            /* Continuation: replace the previous CRLF and this line's
+             * leading whitespace by one space. */
+            size_t k = r;
+            while (b[k] == ' ' || b[k] == '\t') {
+                k++;
+            }
+            w -= 2;
+            b[w++] = ' ';
+            memmove(b + w, b + k, r + len - k);
+            w += r + len - k;
+        }
+        else if (!first && len > 2 && l->strip_header_spaces) {
+            char *colon = memchr(b + r, ':', len);
+            size_t name_end = colon ? (size_t)(colon - b) : r;
+            size_t ne = name_end;
+            while (ne > r && (b[ne - 1] == ' ' || b[ne - 1] == '\t')) {
+                ne--;
+            }
+            memmove(b + w, b + r, ne - r);
+            w += ne - r;
+            memmove(b + w, b + name_end, r + len - name_end);
+            w += r + len - name_end;
+        }
+        else {
+            memmove(b + w, b + r, len);
+            w += len;
+        }
+        first = 0;
+        r += len;
+    }
+    size_t shrink = end - w;
+    memmove(b + w, b + end, c->len - end);
+    c->len -= shrink;
+    *head_end = w;
+    c->scan_pos -= shrink;
+}
+
 int
 cn_parse_head(cn_conn *c, const cn_limits *l)
 {
@@ -790,6 +861,9 @@ cn_parse_head(cn_conn *c, const cn_limits *l)
     int r = guard_scan(c, l, &head_end);
     if (r <= 0) {
         return r;
+    }
+    if (c->needs_rewrite) {
+        rewrite_head(c, l, &head_end);
     }
 
     /* The method: ours to validate (llhttp knows only its table). */

@@ -15,6 +15,8 @@ typedef struct {
     int header_map;       /* CN_HEADER_MAP_* */
     int permit_unconventional_method;
     int casefold_method;
+    int permit_obsolete_folding;
+    int strip_header_spaces;
 } cn_limits;
 
 enum { CN_HEADER_MAP_DROP = 0, CN_HEADER_MAP_REFUSE = 1, CN_HEADER_MAP_DANGEROUS = 2 };

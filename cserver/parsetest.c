@@ -84,15 +84,17 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"data", "chunk", "limit_request_line", "limit_request_fields",
                              "limit_request_field_size", "header_map",
-                             "permit_unconventional_http_method", "casefold_http_method", NULL};
+                             "permit_unconventional_http_method", "casefold_http_method",
+                             "permit_obsolete_folding", "strip_header_spaces", NULL};
     Py_buffer data;
     Py_ssize_t chunk = 0;
     long line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
-    int permit = 0, casefold = 0;
+    int permit = 0, casefold = 0, fold = 0, strip = 0;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$nlllspp", kwlist, &data, &chunk, &line,
-                                     &fields, &field_size, &header_map, &permit, &casefold)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$nlllspppp", kwlist, &data, &chunk, &line,
+                                     &fields, &field_size, &header_map, &permit, &casefold,
+                                     &fold, &strip)) {
         return NULL;
     }
     cn_limits l;
@@ -102,6 +104,8 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
                                                           : CN_HEADER_MAP_DROP;
     l.permit_unconventional_method = permit;
     l.casefold_method = casefold;
+    l.permit_obsolete_folding = fold;
+    l.strip_header_spaces = strip;
 
     cn_conn c;
     memset(&c, 0, sizeof(c));

@@ -328,20 +328,20 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
         "graceful_timeout", "keepalive", "max_requests", "limit_request_line",
         "limit_request_fields", "limit_request_field_size", "access_log",
         "error_log", "header_map", "permit_unconventional_http_method",
-        "casefold_http_method", NULL,
+        "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces", NULL,
     };
     PyObject *app, *listeners, *base, *heartbeats = Py_None;
     PyObject *access_log = Py_None, *error_log = Py_None;
-    int slot = -1, permit_method = 0, casefold = 0;
+    int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0;
     double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
     long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspp", kwlist, &app,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppp", kwlist, &app,
                                      &listeners, &PyDict_Type, &base, &heartbeats, &slot,
                                      &timeout, &graceful, &keepalive, &max_requests, &line,
                                      &fields, &field_size, &access_log, &error_log,
-                                     &header_map, &permit_method, &casefold)) {
+                                     &header_map, &permit_method, &casefold, &fold, &strip)) {
         return NULL;
     }
     if (!PyCallable_Check(app)) {
@@ -408,6 +408,8 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     w->limits.permit_unconventional_method = permit_method;
     w->limits.casefold_method = casefold;
+    w->limits.permit_obsolete_folding = fold;
+    w->limits.strip_header_spaces = strip;
 
     pfds = PyMem_Calloc((size_t)w->nlisteners, sizeof(struct pollfd));
     if (pfds == NULL) {

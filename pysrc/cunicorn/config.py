@@ -697,3 +697,19 @@ def default_config_file() -> str | None:
     """``./gunicorn.conf.py`` when it exists, as gunicorn reads it."""
     path = os.path.join(os.path.abspath(os.getcwd()), "gunicorn.conf.py")
     return path if os.path.exists(path) else None
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, generated from the registry (section by section)."""
+    out = ["# Settings", ""]
+    section = None
+    for s in sorted(REGISTRY.values(), key=lambda s: (s.section, s.order)):
+        if s.section != section:
+            section = s.section
+            out += [f"## {section}", ""]
+        out += [f"### `{s.name}`", ""]
+        if s.cli:
+            flags = ", ".join(f"`{f} {s.meta}`" if s.meta else f"`{f}`" for f in s.cli)
+            out += [f"**Command line:** {flags}", ""]
+        out += [f"**Default:** `{s.default_doc}`", "", s.desc, ""]
+    return "\n".join(out)

@@ -1,6 +1,8 @@
 """Loading the app: ``module``, ``module:name``, ``module:factory(literals)``,
 with gunicorn's errors."""
 
+import sys
+
 import pytest
 from cunicorn.app import Application, import_app
 from cunicorn.errors import AppImportError
@@ -48,8 +50,6 @@ def test_module_colon_name(mod):
 def test_factory_with_literal_args(mod):
     app = import_app(f"{mod}:factory(1, 'x', key=[2, 3])")
     assert app(None, None) == [b"app"]
-    import sys
-
     assert sys.modules[mod].calls == [((1, "x"), {"key": [2, 3]})]
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 from cunicorn.app import Application
-from cunicorn.config import REGISTRY, Config, validate_pos_int
+from cunicorn.config import REGISTRY, Config, settings_markdown, validate_pos_int
 
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
@@ -364,3 +364,12 @@ def test_pythonpath_is_prepended(isolated):
 def test_cwd_is_on_sys_path(isolated):
     Application(["x:app"])
     assert str(isolated) in sys.path
+
+
+def test_settings_markdown_lists_every_setting():
+    doc = settings_markdown()
+    for name, s in REGISTRY.items():
+        assert f"### `{name}`" in doc
+        for flag in s.cli:
+            assert f"`{flag}" in doc
+    assert "## Server Socket" in doc
