@@ -83,6 +83,14 @@ typedef struct cn_conn {
     char trailer_name[32];
     size_t trailer_name_len, field_len, nfields;
     int in_trailers;
+    /* PROXY protocol (v1 or v2) client address, from the first request. */
+    int has_proxy;
+    char proxy_addr[48];
+    int proxy_port;
+    size_t nrequests;          /* requests parsed on this connection */
+    char peer_ip[48];          /* peer address as text ("" for unix sockets) */
+    int https;                 /* wsgi.url_scheme is https (trusted header) */
+
     int error_status;          /* HTTP status of a parse error, or 0 */
     const char *error_reason;  /* static text for the error page */
 } cn_conn;

@@ -177,31 +177,99 @@ add_header(cn_worker *w, PyObject *env, const cn_header *h)
     return r;
 }
 
-/* REMOTE_ADDR / REMOTE_PORT from the peer address. */
+void
+cn_peer_ip(cn_conn *c)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    c->peer_ip[0] = 0;
+    if (c->peer_len == 0) {
+        return;
+    }
+    if (sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    }
+    else if (sa->sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->peer_ip,
+                  sizeof(c->peer_ip));
+    }
+}
+
+int
+cn_ip_allowed(PyObject *allow, const char *ip)
+{
+    if (allow == NULL) {
+        return 1;
+    }
+    PyObject *s = PyUnicode_FromString(ip);
+    if (s == NULL) {
+        return -1;
+    }
+    int r = PySet_Contains(allow, s);
+    Py_DECREF(s);
+    return r;
+}
+
+int
+cn_request_scheme(cn_worker *w, cn_conn *c)
+{
+    int decided = 0, trusted = -1;
+    c->https = 0;
+    for (size_t i = 0; i < c->nheaders && w->nsecure > 0; i++) {
+        const cn_header *h = &c->headers[i];
+        for (int k = 0; k < w->nsecure; k++) {
+            size_t n = strlen(w->secure_name[k]);
+            if (h->name_len != n || strncasecmp(h->name, w->secure_name[k], n) != 0) {
+                continue;
+            }
+            if (trusted < 0) {
+                trusted = cn_ip_allowed(w->forwarded_allow, c->peer_ip);
+                if (trusted < 0) {
+                    return -2;
+                }
+            }
+            if (!trusted) {
+                return 0;
+            }
+            size_t vn = strlen(w->secure_value[k]);
+            int https = h->value_len == vn && memcmp(h->value, w->secure_value[k], vn) == 0;
+            if (decided && https != c->https) {
+                return -1;
+            }
+            decided = 1;
+            c->https = https;
+        }
+    }
+    return 0;
+}
+
+/* REMOTE_ADDR / REMOTE_PORT from the peer, or from the PROXY header. */
 static int
 add_remote(cn_state *st, PyObject *env, const cn_conn *c)
 {
-    char host[INET6_ADDRSTRLEN];
-    int port = -1;
     const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    if (c->has_proxy) {
+        if (set_steal(env, st->str[CN_STR_REMOTE_ADDR], PyUnicode_FromString(c->proxy_addr)) < 0) {
+            return -1;
+        }
+        return set_steal(env, st->str[CN_STR_REMOTE_PORT],
+                         PyUnicode_FromFormat("%d", c->proxy_port));
+    }
     if (c->peer_len == 0) {
         return 0;
     }
+    int port;
     if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
+        port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
     }
     else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
+        port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
     }
     else {
         /* Unix socket: gunicorn reports the empty peer name. */
         return PyDict_SetItem(env, st->str[CN_STR_REMOTE_ADDR], st->str[CN_STR_empty]);
     }
-    if (set_steal(env, st->str[CN_STR_REMOTE_ADDR], PyUnicode_FromString(host)) < 0) {
+    if (set_steal(env, st->str[CN_STR_REMOTE_ADDR], PyUnicode_FromString(c->peer_ip)) < 0) {
         return -1;
     }
     return set_steal(env, st->str[CN_STR_REMOTE_PORT], PyUnicode_FromFormat("%d", port));
@@ -356,7 +424,9 @@ cn_environ_build(cn_worker *w, cn_conn *c, PyObject *input)
         || PyDict_SetItem(env, st->str[CN_STR_wsgi_input], input) < 0
         || add_path(w, env, c) < 0
         || add_remote(st, env, c) < 0
-        || add_server(w, env, c) < 0) {
+        || add_server(w, env, c) < 0
+        || (c->https
+            && set_steal(env, st->str[CN_STR_wsgi_url_scheme], PyUnicode_FromString("https")) < 0)) {
         Py_DECREF(env);
         return NULL;
     }

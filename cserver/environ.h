@@ -9,6 +9,18 @@
  * wsgi.input.  New reference, or NULL with an exception.  CN_GIL. */
 PyObject *cn_environ_build(cn_worker *w, cn_conn *c, PyObject *input);
 
+/* Fill c->peer_ip from c->peer.  No Python. */
+void cn_peer_ip(cn_conn *c);
+
+/* Whether `ip` is in `allow` (a frozenset of str; NULL means everyone).
+ * 1, 0, or -1 with an exception.  CN_GIL. */
+int cn_ip_allowed(PyObject *allow, const char *ip);
+
+/* Decide wsgi.url_scheme from secure_scheme_headers when the peer is trusted
+ * (forwarded_allow_ips): sets c->https.  0, or -1 when the headers disagree
+ * (a 400, gunicorn's InvalidSchemeHeaders), or -2 with an exception.  CN_GIL. */
+int cn_request_scheme(cn_worker *w, cn_conn *c);
+
 /* Drop the worker's cached header keys.  CN_GIL. */
 void cn_environ_clear_cache(cn_worker *w);
 

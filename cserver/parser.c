@@ -13,7 +13,9 @@
  * Nothing here touches Python or sockets: any thread, no GIL. */
 #include "parser.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -547,6 +549,148 @@ static const llhttp_settings_t cn_llhttp_settings = {
     .on_chunk_complete = on_chunk_complete,
 };
 
+
+/* ---- PROXY protocol ------------------------------------------------------ */
+
+static const char cn_pp2_sig[12] = {'\r', '\n', '\r', '\n', '\0', '\r', '\n', 'Q', 'U', 'I', 'T', '\n'};
+
+/* Parse a decimal port "0".."65535". */
+static int
+parse_port(const char *s, size_t n)
+{
+    if (n == 0 || n > 5) {
+        return -1;
+    }
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= 65535 ? v : -1;
+}
+
+/* PROXY v1: "PROXY TCP4|TCP6 SRC DST SPORT DPORT\r\n" (at most 107 bytes). */
+static int
+parse_proxy_v1(cn_conn *c)
+{
+    const char *start = c->buf + c->pos;
+    size_t avail = c->len - c->pos;
+    const char *lf = memchr(start, '\n', avail < 107 ? avail : 107);
+    if (lf == NULL) {
+        return avail >= 107 ? fail(c, 400, "Invalid PROXY line") : 0;
+    }
+    if (lf == start || lf[-1] != '\r') {
+        return fail(c, 400, "Invalid PROXY line");
+    }
+    const char *f[6];
+    size_t fl[6];
+    int nf = 0;
+    const char *p = start, *end = lf - 1;
+    while (p < end && nf < 6) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        const char *e = sp ? sp : end;
+        f[nf] = p;
+        fl[nf] = (size_t)(e - p);
+        nf++;
+        p = sp ? sp + 1 : end;
+    }
+    if (nf != 6 || p != end) {
+        return fail(c, 400, "Invalid PROXY line");
+    }
+    int family;
+    if (fl[1] == 4 && memcmp(f[1], "TCP4", 4) == 0) {
+        family = AF_INET;
+    }
+    else if (fl[1] == 4 && memcmp(f[1], "TCP6", 4) == 0) {
+        family = AF_INET6;
+    }
+    else {
+        return fail(c, 400, "Invalid PROXY line: protocol not supported");
+    }
+    char a[48], b[48];
+    unsigned char bin[16];
+    if (fl[2] >= sizeof(a) || fl[3] >= sizeof(b)) {
+        return fail(c, 400, "Invalid PROXY line");
+    }
+    memcpy(a, f[2], fl[2]);
+    a[fl[2]] = 0;
+    memcpy(b, f[3], fl[3]);
+    b[fl[3]] = 0;
+    if (inet_pton(family, a, bin) != 1 || inet_pton(family, b, bin) != 1) {
+        return fail(c, 400, "Invalid PROXY line: bad address");
+    }
+    int sport = parse_port(f[4], fl[4]);
+    int dport = parse_port(f[5], fl[5]);
+    if (sport < 0 || dport < 0) {
+        return fail(c, 400, "Invalid PROXY line: bad port");
+    }
+    c->has_proxy = 1;
+    memcpy(c->proxy_addr, a, fl[2] + 1);
+    c->proxy_port = sport;
+    c->pos = (size_t)(lf + 1 - c->buf);
+    return 1;
+}
+
+/* PROXY v2: the binary header (signature, ver/cmd, family, length). */
+static int
+parse_proxy_v2(cn_conn *c)
+{
+    const unsigned char *h = (const unsigned char *)c->buf + c->pos;
+    size_t avail = c->len - c->pos;
+    if (avail < 16) {
+        return 0;
+    }
+    size_t len = ((size_t)h[14] << 8) | h[15];
+    if (avail < 16 + len) {
+        return 0;
+    }
+    if ((h[12] & 0xF0) != 0x20) {
+        return fail(c, 400, "Invalid PROXY v2 header: version");
+    }
+    int cmd = h[12] & 0x0F;
+    int fam = h[13];
+    if (cmd == 1) {
+        if (fam == 0x11 && len >= 12) {
+            inet_ntop(AF_INET, h + 16, c->proxy_addr, sizeof(c->proxy_addr));
+            c->proxy_port = (h[24] << 8) | h[25];
+            c->has_proxy = 1;
+        }
+        else if (fam == 0x21 && len >= 36) {
+            inet_ntop(AF_INET6, h + 16, c->proxy_addr, sizeof(c->proxy_addr));
+            c->proxy_port = (h[48] << 8) | h[49];
+            c->has_proxy = 1;
+        }
+        else if (fam != 0x00) {
+            return fail(c, 400, "Invalid PROXY v2 header: family");
+        }
+    }
+    else if (cmd != 0) {
+        return fail(c, 400, "Invalid PROXY v2 header: command");
+    }
+    c->pos += 16 + len;
+    return 1;
+}
+
+/* A PROXY header before the first request: 1 consumed (or none there),
+ * 0 need more bytes, -1 invalid. */
+static int
+parse_proxy(cn_conn *c)
+{
+    size_t avail = c->len - c->pos;
+    const char *s = c->buf + c->pos;
+    size_t k = avail < 12 ? avail : 12;
+    if (memcmp(s, cn_pp2_sig, k) == 0) {
+        return k < 12 ? 0 : parse_proxy_v2(c);
+    }
+    k = avail < 6 ? avail : 6;
+    if (memcmp(s, "PROXY ", k) == 0) {
+        return k < 6 ? 0 : parse_proxy_v1(c);
+    }
+    return 1;
+}
+
 /* ---- driving ------------------------------------------------------------- */
 
 void
@@ -858,6 +1002,14 @@ int
 cn_parse_head(cn_conn *c, const cn_limits *l)
 {
     size_t head_end = 0;
+    if (l->proxy_protocol && c->nrequests == 0 && !c->has_proxy
+        && c->scan_pos == c->head_start) {
+        int pr = parse_proxy(c);
+        if (pr <= 0) {
+            return pr;
+        }
+        c->head_start = c->scan_pos = c->pos;
+    }
     int r = guard_scan(c, l, &head_end);
     if (r <= 0) {
         return r;
@@ -924,6 +1076,7 @@ cn_parse_head(cn_conn *c, const cn_limits *l)
     if (!target_ok(c)) {
         return fail(c, 400, "Invalid request target");
     }
+    c->nrequests++;
     return 1;
 }
 

@@ -17,6 +17,7 @@ typedef struct {
     int casefold_method;
     int permit_obsolete_folding;
     int strip_header_spaces;
+    int proxy_protocol;   /* expect a PROXY v1/v2 header on new connections */
 } cn_limits;
 
 enum { CN_HEADER_MAP_DROP = 0, CN_HEADER_MAP_REFUSE = 1, CN_HEADER_MAP_DANGEROUS = 2 };

@@ -85,16 +85,16 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"data", "chunk", "limit_request_line", "limit_request_fields",
                              "limit_request_field_size", "header_map",
                              "permit_unconventional_http_method", "casefold_http_method",
-                             "permit_obsolete_folding", "strip_header_spaces", NULL};
+                             "permit_obsolete_folding", "strip_header_spaces", "proxy_protocol", NULL};
     Py_buffer data;
     Py_ssize_t chunk = 0;
     long line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
-    int permit = 0, casefold = 0, fold = 0, strip = 0;
+    int permit = 0, casefold = 0, fold = 0, strip = 0, proxy = 0;
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$nlllspppp", kwlist, &data, &chunk, &line,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$nlllsppppp", kwlist, &data, &chunk, &line,
                                      &fields, &field_size, &header_map, &permit, &casefold,
-                                     &fold, &strip)) {
+                                     &fold, &strip, &proxy)) {
         return NULL;
     }
     cn_limits l;
@@ -106,6 +106,7 @@ cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs)
     l.casefold_method = casefold;
     l.permit_obsolete_folding = fold;
     l.strip_header_spaces = strip;
+    l.proxy_protocol = proxy;
 
     cn_conn c;
     memset(&c, 0, sizeof(c));

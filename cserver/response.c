@@ -22,6 +22,7 @@
 #include "module_parts.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -433,6 +434,44 @@ check_status(PyObject *status, int *code)
     return 0;
 }
 
+/* A Content-Length from the app: 1-18 digits.  Records it and appends the
+ * header (once), or drops it for 1xx/204.  0, or -1 with ValueError. */
+static int
+record_content_length(cn_sr *self, PyObject *value, const unsigned char *v,
+                      size_t vlen, int code)
+{
+    int64_t cl = 0;
+    int ok = vlen > 0 && vlen <= 18;
+    for (size_t i = 0; ok && i < vlen; i++) {
+        ok = v[i] >= '0' && v[i] <= '9';
+        cl = cl * 10 + (v[i] - '0');
+    }
+    if (!ok) {
+        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", value);
+        return -1;
+    }
+    /* No Content-Length may go with 1xx and 204 (RFC 9110 8.6). */
+    if (code < 200 || code == 204) {
+        return 0;
+    }
+    if (self->content_length >= 0) {
+        if (self->content_length != cl) {
+            PyErr_Format(PyExc_ValueError,
+                         "conflicting Content-Length headers (%lld and %lld)",
+                         (long long)self->content_length, (long long)cl);
+            return -1;
+        }
+        return 0;   /* the same value twice: send it once */
+    }
+    self->content_length = cl;
+    if (hbuf_append(self, "Content-Length: ", 16) < 0
+        || hbuf_append(self, (const char *)v, vlen) < 0
+        || hbuf_append(self, CRLF, 2) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* Validate one (name, value) pair and append it to the head unless it is
  * hop-by-hop; record Content-Length and "Connection: close".  0, or -1 with
  * an exception. */
@@ -532,37 +571,9 @@ process_header(cn_sr *self, PyObject *item, int code)
         break;
     case 14:
         if (lower_eq(n, nlen, "content-length")) {
-            int64_t cl = 0;
-            if (vlen == 0 || vlen > 18) {
-                goto bad_cl;
-            }
-            for (size_t i = 0; i < vlen; i++) {
-                if (v[i] < '0' || v[i] > '9') {
-                    goto bad_cl;
-                }
-                cl = cl * 10 + (v[i] - '0');
-            }
-            /* No Content-Length may go with 1xx and 204 (RFC 9110 8.6). */
-            if (code < 200 || code == 204) {
-                return 0;
-            }
-            if (self->content_length >= 0) {
-                if (self->content_length != cl) {
-                    PyErr_Format(PyExc_ValueError,
-                                 "conflicting Content-Length headers "
-                                 "(%lld and %lld)",
-                                 (long long)self->content_length,
-                                 (long long)cl);
-                    return -1;
-                }
-                return 0;   /* the same value twice: send it once */
-            }
-            self->content_length = cl;
+            return record_content_length(self, value, v, vlen, code);
         }
         break;
-    bad_cl:
-        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", value);
-        return -1;
     case 17: hop = lower_eq(n, nlen, "transfer-encoding"); break;
     case 18: hop = lower_eq(n, nlen, "proxy-authenticate"); break;
     case 19: hop = lower_eq(n, nlen, "proxy-authorization"); break;
@@ -971,6 +982,27 @@ sr_write(PyObject *op, PyObject *data)
 
 /* ---- logging of failures ---------------------------------------------- */
 
+/* Log a failed send (self->io_error) as gunicorn's sync worker does. */
+static void
+sr_log_io_error(cn_sr *self)
+{
+    int e = -self->io_error;
+    if (e == EPIPE) {
+        cn_worker_log(self->w, "debug", "Ignoring EPIPE", 0);
+    }
+    else if (e == ECONNRESET) {
+        cn_worker_log(self->w, "debug", "Ignoring connection reset", 0);
+    }
+    else if (e == ENOTCONN) {
+        cn_worker_log(self->w, "debug", "Ignoring socket not connected", 0);
+    }
+    else {
+        errno = e;
+        PyErr_SetFromErrno(PyExc_OSError);
+        cn_worker_log(self->w, "error", "Socket error processing request.", 1);
+    }
+}
+
 /* Log the exception set on entry as gunicorn does ("Error handling request
  * <uri>", with the traceback) and clear it.  When the connection already
  * failed and the exception is the OSError that failure raised in write(),
@@ -986,11 +1018,8 @@ sr_log_app_error(cn_sr *self)
         return;
     }
     if (self->io_error != 0 && PyErr_ExceptionMatches(PyExc_OSError)) {
-        PyErr_Clear();
-        cn_worker_log(w, "debug",
-                      self->io_error == -ECONNRESET ? "Ignoring connection reset"
-                                                    : "Ignoring EPIPE",
-                      0);
+        PyErr_Clear();   /* the OSError our own write() raised */
+        sr_log_io_error(self);
         return;
     }
     int with_exc = PyErr_Occurred() != NULL;
@@ -1030,27 +1059,6 @@ sr_log_app_error(cn_sr *self)
     cn_worker_log(w, "error", buf, with_exc);
     if (buf != stackbuf) {
         PyMem_Free(buf);
-    }
-}
-
-/* Log a failed send (self->io_error) as gunicorn's sync worker does. */
-static void
-sr_log_io_error(cn_sr *self)
-{
-    int e = -self->io_error;
-    if (e == EPIPE) {
-        cn_worker_log(self->w, "debug", "Ignoring EPIPE", 0);
-    }
-    else if (e == ECONNRESET) {
-        cn_worker_log(self->w, "debug", "Ignoring connection reset", 0);
-    }
-    else if (e == ENOTCONN) {
-        cn_worker_log(self->w, "debug", "Ignoring socket not connected", 0);
-    }
-    else {
-        errno = e;
-        PyErr_SetFromErrno(PyExc_OSError);
-        cn_worker_log(self->w, "error", "Socket error processing request.", 1);
     }
 }
 

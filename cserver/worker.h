@@ -49,6 +49,14 @@ typedef struct cn_worker {
     size_t date_len;
 
     cn_hkey hkeys[CN_HKEY_CACHE];
+
+    /* Proxy trust: frozensets of peer addresses (NULL = trust all, "*"). */
+    PyObject *proxy_allow;     /* strong or NULL: proxy_allow_ips */
+    PyObject *forwarded_allow; /* strong or NULL: forwarded_allow_ips */
+    /* secure_scheme_headers: upper-case names and the value meaning https. */
+    int nsecure;
+    char secure_name[8][64];
+    char secure_value[8][64];
 } cn_worker;
 
 /* Log `msg` at `level` ("debug", "info", "warning", "error", "critical")

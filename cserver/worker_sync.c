@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -136,6 +137,9 @@ cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc)
 static void
 serve_connection(cn_worker *w, cn_conn *c)
 {
+    c->has_proxy = 0;
+    c->nrequests = 0;
+    cn_peer_ip(c);
     int r = cn_conn_read_head(c, &w->limits, w->head_timeout_ms);
     if (r == 0 || r == -2 || r == -3) {
         cn_conn_close(c, 0);
@@ -143,6 +147,26 @@ serve_connection(cn_worker *w, cn_conn *c)
     }
     if (r < 0) {
         cn_send_error(c, c->error_status, c->error_reason);
+        cn_conn_close(c, 1);
+        return;
+    }
+    if (c->has_proxy) {
+        int ok = cn_ip_allowed(w->proxy_allow, c->peer_ip);
+        if (ok <= 0) {
+            if (ok < 0) {
+                PyErr_Clear();
+            }
+            cn_send_error(c, 403, "Forbidden: PROXY header from an untrusted peer");
+            cn_conn_close(c, 1);
+            return;
+        }
+    }
+    int sch = cn_request_scheme(w, c);
+    if (sch < 0) {
+        if (sch == -2) {
+            PyErr_Clear();
+        }
+        cn_send_error(c, 400, "Contradictory scheme headers");
         cn_conn_close(c, 1);
         return;
     }
@@ -269,6 +293,8 @@ worker_clear(cn_worker *w)
     Py_CLEAR(w->base_environ);
     Py_CLEAR(w->access_log);
     Py_CLEAR(w->error_log);
+    Py_CLEAR(w->proxy_allow);
+    Py_CLEAR(w->forwarded_allow);
 }
 
 /* Parse `listeners`: a list of (fd, SERVER_NAME, SERVER_PORT).  0 or -1. */
@@ -308,6 +334,82 @@ parse_listeners(cn_worker *w, PyObject *listeners)
     return 0;
 }
 
+/* An allow list of peer addresses: a list of str or a comma-separated str;
+ * "*" anywhere (or None) means everyone (*out = NULL), else a frozenset. */
+static int
+parse_allow(PyObject *value, PyObject **out)
+{
+    *out = NULL;
+    if (value == Py_None) {
+        return 0;
+    }
+    PyObject *items;
+    if (PyUnicode_Check(value)) {
+        items = PyUnicode_Split(value, PyUnicode_FromString(","), -1);
+    }
+    else {
+        items = PySequence_List(value);
+    }
+    if (items == NULL) {
+        return -1;
+    }
+    PyObject *set = PyFrozenSet_New(NULL);
+    for (Py_ssize_t i = 0; set != NULL && i < PyList_GET_SIZE(items); i++) {
+        PyObject *ip = PyObject_CallMethod(PyList_GET_ITEM(items, i), "strip", NULL);
+        if (ip == NULL) {
+            Py_CLEAR(set);
+            break;
+        }
+        if (PyUnicode_CompareWithASCIIString(ip, "*") == 0) {
+            Py_DECREF(ip);
+            Py_CLEAR(set);
+            Py_DECREF(items);
+            return 0;
+        }
+        if (PySet_Add(set, ip) < 0) {
+            Py_CLEAR(set);
+        }
+        Py_DECREF(ip);
+    }
+    Py_DECREF(items);
+    if (set == NULL) {
+        return -1;
+    }
+    *out = set;
+    return 0;
+}
+
+/* secure_scheme_headers: {"X-FORWARDED-PROTO": "https", ...}. */
+static int
+parse_secure(cn_worker *w, PyObject *d)
+{
+    w->nsecure = 0;
+    if (d == Py_None) {
+        return 0;
+    }
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "secure_scheme_headers must be a dict");
+        return -1;
+    }
+    PyObject *k, *v;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        const char *name = PyUnicode_AsUTF8(k);
+        const char *value = name ? PyUnicode_AsUTF8(v) : NULL;
+        if (value == NULL) {
+            return -1;
+        }
+        if (w->nsecure == 8 || strlen(name) >= 64 || strlen(value) >= 64) {
+            PyErr_SetString(PyExc_ValueError, "secure_scheme_headers: at most 8 short entries");
+            return -1;
+        }
+        snprintf(w->secure_name[w->nsecure], 64, "%s", name);
+        snprintf(w->secure_value[w->nsecure], 64, "%s", value);
+        w->nsecure++;
+    }
+    return 0;
+}
+
 static int
 seconds_to_ms(double s)
 {
@@ -328,20 +430,24 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
         "graceful_timeout", "keepalive", "max_requests", "limit_request_line",
         "limit_request_fields", "limit_request_field_size", "access_log",
         "error_log", "header_map", "permit_unconventional_http_method",
-        "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces", NULL,
+        "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces",
+        "proxy_protocol", "proxy_allow_ips", "forwarded_allow_ips", "secure_scheme_headers",
+        NULL,
     };
     PyObject *app, *listeners, *base, *heartbeats = Py_None;
     PyObject *access_log = Py_None, *error_log = Py_None;
-    int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0;
+    int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0, proxy = 0;
+    PyObject *proxy_allow = Py_None, *forwarded_allow = Py_None, *secure = Py_None;
     double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
     long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppp", kwlist, &app,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOO", kwlist, &app,
                                      &listeners, &PyDict_Type, &base, &heartbeats, &slot,
                                      &timeout, &graceful, &keepalive, &max_requests, &line,
                                      &fields, &field_size, &access_log, &error_log,
-                                     &header_map, &permit_method, &casefold, &fold, &strip)) {
+                                     &header_map, &permit_method, &casefold, &fold, &strip,
+                                     &proxy, &proxy_allow, &forwarded_allow, &secure)) {
         return NULL;
     }
     if (!PyCallable_Check(app)) {
@@ -410,6 +516,12 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
     w->limits.casefold_method = casefold;
     w->limits.permit_obsolete_folding = fold;
     w->limits.strip_header_spaces = strip;
+    w->limits.proxy_protocol = proxy;
+    if (parse_allow(proxy_allow, &w->proxy_allow) < 0
+        || parse_allow(forwarded_allow, &w->forwarded_allow) < 0
+        || parse_secure(w, secure) < 0) {
+        goto done;
+    }
 
     pfds = PyMem_Calloc((size_t)w->nlisteners, sizeof(struct pollfd));
     if (pfds == NULL) {
