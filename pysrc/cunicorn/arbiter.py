@@ -145,6 +145,17 @@ class Arbiter:
             "limit_request_field_size": cfg.effective_limit_request_field_size,
             "access_log": self.log.access if self.log.access_log_enabled else None,
             "error_log": self.log.error_log_callback,
+            "header_map": cfg.header_map,
+            "permit_unconventional_http_method": cfg.permit_unconventional_http_method,
+            "casefold_http_method": cfg.casefold_http_method,
+            "permit_obsolete_folding": cfg.permit_obsolete_folding,
+            "strip_header_spaces": cfg.strip_header_spaces,
+            "proxy_protocol": cfg.proxy_protocol,
+            "proxy_allow_ips": cfg.proxy_allow_ips,
+            "forwarded_allow_ips": cfg.forwarded_allow_ips,
+            "secure_scheme_headers": {
+                k.upper(): v for k, v in cfg.secure_scheme_headers.items()
+            },
         }
 
     def load_app_in_worker(self) -> tuple[Callable[..., Any] | None, int]:

@@ -454,6 +454,127 @@ register(
         """,
 )
 
+def validate_header_map(val: Any) -> str:
+    val = validate_string(val)
+    if val not in ("drop", "refuse", "dangerous"):
+        raise ValueError(f"must be one of drop, refuse, dangerous; not {val!r}")
+    return val
+
+
+def _forwarded_default(environ: Mapping[str, str]) -> str:
+    return environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+
+
+register(
+    "header_map",
+    "Security",
+    validate_header_map,
+    "drop",
+    cli=["--header-map"],
+    meta="STRING",
+    desc="""\
+        What to do with header names containing underscores: ``drop`` them
+        (they could be mistaken for the same name with dashes), ``refuse`` the
+        request with 400, or pass them on (``dangerous``).
+        """,
+)
+register(
+    "permit_obsolete_folding",
+    "Security",
+    validate_bool,
+    False,
+    cli=["--permit-obsolete-folding"],
+    action="store_true",
+    desc="""\
+        Accept obsolete line folding (a header line starting with whitespace),
+        joining it to the previous field with one space; refused with 400 otherwise.
+        """,
+)
+register(
+    "strip_header_spaces",
+    "Security",
+    validate_bool,
+    False,
+    cli=["--strip-header-spaces"],
+    action="store_true",
+    desc="""\
+        Strip whitespace between a header name and its colon instead of refusing
+        the request.  Dangerous behind proxies that read such headers differently.
+        """,
+)
+register(
+    "permit_unconventional_http_method",
+    "Security",
+    validate_bool,
+    False,
+    cli=["--permit-unconventional-http-method"],
+    action="store_true",
+    desc="""\
+        Accept any token as the method (lower case, fewer than 3 or more than 20
+        characters).  By default methods are 3 to 20 upper-case token characters.
+        """,
+)
+register(
+    "casefold_http_method",
+    "Security",
+    validate_bool,
+    False,
+    cli=["--casefold-http-method"],
+    action="store_true",
+    desc="""\
+        Upper-case the method before the application sees it.
+        """,
+)
+register(
+    "forwarded_allow_ips",
+    "Server Mechanics",
+    validate_string_to_list,
+    _forwarded_default,
+    cli=["--forwarded-allow-ips"],
+    meta="STRING",
+    default_doc="'127.0.0.1,::1'",
+    desc="""\
+        Front-end addresses trusted to set secure_scheme_headers (comma
+        separated; ``*`` trusts everyone).  Default: the FORWARDED_ALLOW_IPS
+        environment variable, else ``127.0.0.1,::1``.
+        """,
+)
+register(
+    "secure_scheme_headers",
+    "Server Mechanics",
+    validate_dict,
+    {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+    desc="""\
+        Headers, and the value each has, that mean the request came over HTTPS
+        (wsgi.url_scheme ``https``) when sent by a trusted front end.  Headers
+        that disagree give a 400.
+        """,
+)
+register(
+    "proxy_protocol",
+    "Server Mechanics",
+    validate_bool,
+    False,
+    cli=["--proxy-protocol"],
+    action="store_true",
+    desc="""\
+        Accept a PROXY protocol header (v1 text or v2 binary) before the first
+        request of a connection; REMOTE_ADDR and REMOTE_PORT then come from it.
+        """,
+)
+register(
+    "proxy_allow_ips",
+    "Server Mechanics",
+    validate_string_to_list,
+    "127.0.0.1,::1",
+    cli=["--proxy-allow-from"],
+    meta="STRING",
+    desc="""\
+        Front-end addresses allowed to send a PROXY header (comma separated;
+        ``*`` allows everyone).  Others get 403.
+        """,
+)
+
 # Server Mechanics
 register(
     "preload_app",
