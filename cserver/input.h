@@ -8,7 +8,7 @@
 /* A new wsgi.input object for the request now on `c` (new reference, or NULL
  * with an exception).  It borrows `c` until cn_input_detach() is called (before
  * the connection can go away or move to its next request); after that every
- * read returns b"" ... or raises ValueError("I/O operation on closed request").
+ * read raises ValueError("I/O operation on closed request body").
  * Reads pull decoded body bytes with cn_conn_read_body() through a small
  * internal buffer of bounded size (readline scans it without copying more than
  * it returns).  CN_GIL. */

@@ -313,7 +313,7 @@ def test_bare_cr_or_lf_rejected(data):
     err(data, 400)
 
 
-@pytest.mark.parametrize("name", ["Bad Name", "Bad\x00Name", "Bad(Name", "Bad:", "Content-Length\xdf", "X\x7f"])
+@pytest.mark.parametrize("name", ["Bad Name", "Bad\x00Name", "Bad(Name", "Content-Length\xdf", "X\x7f"])
 def test_invalid_header_name_rejected(name):
     err(f"GET / HTTP/1.1\r\n{name}: v\r\n\r\n".encode("latin-1"), 400)
 
