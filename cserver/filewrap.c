@@ -112,9 +112,8 @@ fw_next(PyObject *op)
     PyObject *filelike = self->filelike;
     Py_INCREF(filelike);
     PyObject *callargs[2] = {filelike, self->blksize_obj};
-    PyObject *data = PyObject_VectorcallMethod(
-        st->str[CN_STR_read], callargs,
-        2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *data = PyObject_VectorcallMethod(st->str[CN_STR_read],
+                                               callargs, 2, NULL);
     Py_DECREF(filelike);
     if (data == NULL) {
         return NULL;

@@ -73,6 +73,39 @@ is_tchar(unsigned char ch)
     return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
+static int method_ok(const char *m, size_t n, const cn_limits *l);
+
+/* The request line's shape, checked as soon as it is complete so a bad line
+ * is answered 400 before any header limit is reached: METHOD SP TARGET SP
+ * HTTP/D.D, single spaces, no control bytes in the target. */
+static int
+request_line_check(cn_conn *c, const cn_limits *l, const char *s, size_t n)
+{
+    const char *sp1 = memchr(s, ' ', n);
+    if (sp1 == NULL) {
+        return fail(c, 400, "Invalid HTTP request line");
+    }
+    if (!method_ok(s, (size_t)(sp1 - s), l)) {
+        return fail(c, 400, "Invalid HTTP method");
+    }
+    const char *t = sp1 + 1, *end = s + n;
+    const char *sp2 = memchr(t, ' ', (size_t)(end - t));
+    if (sp2 == NULL || sp2 == t) {
+        return fail(c, 400, "Invalid HTTP request line");
+    }
+    for (const char *p = t; p < sp2; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            return fail(c, 400, "Invalid request target");
+        }
+    }
+    const char *v = sp2 + 1;
+    if (end - v != 8 || memcmp(v, "HTTP/", 5) != 0 || !isdigit((unsigned char)v[5])
+        || v[6] != '.' || !isdigit((unsigned char)v[7])) {
+        return fail(c, 400, "Invalid HTTP Version");
+    }
+    return 0;
+}
+
 /* Walk the lines of the head from c->scan_pos.  Returns 1 when the empty line
  * ending the head has been seen (*head_end = offset after it), 0 when more
  * bytes are needed, -1 on a violation (c->error_status set). */
@@ -120,6 +153,9 @@ guard_scan(cn_conn *c, const cn_limits *l, size_t *head_end)
             }
             if (content > line_limit) {
                 return fail(c, 400, "Request Line is too large");
+            }
+            if (request_line_check(c, l, start, content) < 0) {
+                return -1;
             }
         }
         else if (content == 0) {
@@ -829,9 +865,23 @@ mask_head(cn_conn *c, cn_mask *m, size_t start, size_t end)
             }
         }
     }
-    /* Header lines: "Transfer-Encoding: identity" means no coding at all. */
-    size_t pos = lf ? (size_t)(lf - b) + 1 : end;
-    while (pos < end) {
+    /* Header lines: "Transfer-Encoding: identity" beside a Content-Length
+     * means no coding at all (gunicorn, valid/009).  Without a length it is
+     * left to llhttp and the guard: a request TE must end in chunked, else
+     * the body would be read as the next request. */
+    size_t first = lf ? (size_t)(lf - b) + 1 : end;
+    int has_cl = 0;
+    for (size_t pos = first; pos < end;) {
+        const char *nl = memchr(b + pos, '\n', end - pos);
+        if (nl == NULL) {
+            break;
+        }
+        if ((size_t)(nl - (b + pos)) > 15 && strncasecmp(b + pos, "content-length:", 15) == 0) {
+            has_cl = 1;
+        }
+        pos = (size_t)(nl - b) + 1;
+    }
+    for (size_t pos = first; has_cl && pos < end;) {
         const char *line = b + pos;
         const char *nl = memchr(line, '\n', end - pos);
         if (nl == NULL) {
