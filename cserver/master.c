@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CN_GIL   /* caller holds the GIL */
@@ -514,6 +515,15 @@ manage_workers(cn_master *m)
         }
     }
     while (active < m->num_workers) {
+        /* Replacements are spread out (0-100 ms apart, as gunicorn does), so
+         * a worker that dies at once cannot turn the master into a fork
+         * loop.  The first set starts without delay. */
+        if (m->worker_age >= (uint64_t)m->num_workers) {
+            struct timespec ts = {0, (long)(random() % 100) * 1000000L};
+            Py_BEGIN_ALLOW_THREADS
+            nanosleep(&ts, NULL);
+            Py_END_ALLOW_THREADS
+        }
         if (spawn_worker(m) < 0) {
             break;
         }
