@@ -421,7 +421,7 @@ check_transfer_encoding(cn_conn *c)
         return 0;
     }
     if (c->http_minor == 0) {
-        c->error_reason = "Transfer-Encoding in HTTP/1.0";
+        c->error_reason = "Transfer-Encoding is not allowed before version 1.1";
         return 400;
     }
     if (!chunked_last) {

@@ -1349,10 +1349,27 @@ cn_response_fail(PyObject *sr)
     cn_conn *c = self->c;
 
     Py_INCREF(sr);
+    if (c != NULL && c->body_error != CN_BODY_OK) {
+        /* The app let a failed body read escape: that is the client's
+         * error, answered as gunicorn does (400 for a malformed body, no
+         * answer to a client that closed early), not a 500. */
+        PyErr_Clear();
+        if (!self->head_sent) {
+            self->head_sent = 1;
+            if (c->body_error == CN_BODY_INVALID) {
+                self->status_code = 400;
+                (void)cn_send_error(c, 400, c->error_reason ? c->error_reason : "");
+            }
+        }
+        c->must_close = 1;
+        Py_DECREF(sr);
+        return -1;
+    }
     sr_log_app_error(self);   /* clears the exception */
     if (c != NULL) {
         if (!self->head_sent) {
             self->head_sent = 1;
+            self->status_code = 500;
             (void)cn_send_error(c, 500, "");
         }
         c->must_close = 1;
