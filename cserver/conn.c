@@ -59,8 +59,9 @@ wait_fd(cn_conn *c, short events, int timeout_ms)
     }
 }
 
-int
-cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
+/* cn_conn_recv without touching the GIL: the caller released it. */
+static int
+recv_nogil(cn_conn *c, size_t limit, int timeout_ms)
 {
     if (c->len == c->cap) {
         if (c->cap >= limit) {
@@ -81,7 +82,6 @@ cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
     }
     ssize_t n;
     int err = 0;
-    Py_BEGIN_ALLOW_THREADS
     for (;;) {
         n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
         if (n >= 0) {
@@ -99,7 +99,6 @@ cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
             break;
         }
     }
-    Py_END_ALLOW_THREADS
     if (err < 0) {
         return err;
     }
@@ -109,6 +108,16 @@ cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
     }
     c->len += (size_t)n;
     return (int)n;
+}
+
+int
+cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
+{
+    int r;
+    Py_BEGIN_ALLOW_THREADS
+    r = recv_nogil(c, limit, timeout_ms);
+    Py_END_ALLOW_THREADS
+    return r;
 }
 
 void
@@ -125,31 +134,40 @@ cn_conn_compact(cn_conn *c)
 int
 cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms)
 {
+    int r;
+    /* Receiving and parsing need no Python: one GIL release for the lot. */
+    Py_BEGIN_ALLOW_THREADS
     cn_conn_compact(c);
     cn_parse_begin(c, l);
     size_t limit = cn_max_head_size(l);
     for (;;) {
-        int r = cn_parse_head(c, l);
+        r = cn_parse_head(c, l);
         if (r != 0) {
-            return r;
+            break;
         }
         if (c->eof) {
-            return c->len == c->head_start ? 0 : -2;
+            r = c->len == c->head_start ? 0 : -2;
+            break;
         }
-        int n = cn_conn_recv(c, limit, timeout_ms);
+        int n = recv_nogil(c, limit, timeout_ms);
         if (n == 0) {
-            return c->len == c->head_start ? 0 : -2;
+            r = c->len == c->head_start ? 0 : -2;
+            break;
         }
         if (n == -ENOBUFS) {
             c->error_status = c->nlines == 0 ? 400 : 431;
             c->error_reason = c->nlines == 0 ? "Request Line is too large"
                                              : "Request Header Fields Too Large";
-            return -1;
+            r = -1;
+            break;
         }
         if (n < 0) {
-            return -3;
+            r = -3;
+            break;
         }
     }
+    Py_END_ALLOW_THREADS
+    return r;
 }
 
 /* Send "100 Continue" once, the first time the app reads a body it was

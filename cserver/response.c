@@ -1353,6 +1353,13 @@ cn_response_fail(PyObject *sr)
         /* The app let a failed body read escape: that is the client's
          * error, answered as gunicorn does (400 for a malformed body, no
          * answer to a client that closed early), not a 500. */
+        if (self->w != NULL) {
+            cn_worker_log(self->w, "debug",
+                          c->body_error == CN_BODY_INVALID
+                              ? "Invalid request body; answered 400"
+                              : "Ignored premature client disconnection",
+                          1);
+        }
         PyErr_Clear();
         if (!self->head_sent) {
             self->head_sent = 1;

@@ -99,7 +99,8 @@ def path_info_of(u: dict) -> str | None:
     accident (``example.com:443`` splits into scheme + path) and not asserted."""
     raw = u["raw"]
     if raw.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw):
-        return urllib.parse.unquote_to_bytes(u["path"]).decode("latin-1")
+        # the target is latin-1 text of the raw bytes: unquote those bytes
+        return urllib.parse.unquote_to_bytes(u["path"].encode("latin-1")).decode("latin-1")
     return None
 
 
