@@ -551,14 +551,53 @@ def table(rows: list[Row]) -> str:
 # ----------------------------------------------------------------- RSS mode
 
 STOP_LUA = """\
--- Stop this wrk thread after N responses (N = first script argument).
+-- Stop this wrk thread after N responses (N = first script argument) and say so
+-- on stderr; bench/run.py interrupts wrk (SIGINT) once every thread has said it,
+-- since wrk itself would wait until -d runs out.
 local limit, count = 0, 0
 function init(args) limit = tonumber(args[1]) end
 function response(status, headers, body)
   count = count + 1
-  if count >= limit then wrk.thread:stop() end
+  if count == limit then
+    io.stderr:write("bench-thread-done\\n")
+    io.stderr:flush()
+    wrk.thread:stop()
+  end
 end
 """
+
+
+def run_wrk_count(args, port: int, close: bool, per_thread: int, script: Path) -> str:
+    """Run wrk until each of its threads has had per_thread responses.
+
+    Bounded by --rss-max-seconds (wrk's -d) whatever the server does.
+    """
+    cmd = [args.wrk, f"-t{args.threads}", f"-c{args.connections}"]
+    cmd += [f"-d{round(args.rss_max_seconds)}s", "-s", str(script)]
+    if close:
+        cmd += ["-H", "Connection: close"]
+    cmd += [f"http://{HOST}:{port}/", "--", str(per_thread)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    done = 0
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.strip() == b"bench-thread-done":
+            done += 1
+            if done == args.threads:
+                proc.send_signal(signal.SIGINT)
+                break
+    try:
+        out, err = proc.communicate(timeout=args.rss_max_seconds + 30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    text = out.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {' '.join(cmd)}\n{text}")
+    return text
 
 
 def worker_pids(root: int) -> list[int]:
@@ -593,10 +632,7 @@ def rss_check(args) -> dict:
         for mark in marks:
             todo = mark - done
             per_thread = -(-todo // args.threads)
-            # Bounded in time too: even a slow server ends the run.
-            text = run_wrk(
-                args, port, close, args.rss_max_seconds, script, ["--", str(per_thread)]
-            )
+            text = run_wrk_count(args, port, close, per_thread, script)
             r = parse_wrk(text)
             done += r["requests"]
             if worker_pids(server.pid) != [worker]:

@@ -50,7 +50,7 @@ def _jsonable(v):
         return v
     if isinstance(v, tuple):
         return [_jsonable(x) for x in v]
-    return "<%s>" % type(v).__name__
+    return f"<{type(v).__name__}>"
 
 
 def describe_environ(environ):
@@ -81,14 +81,14 @@ def read_body(environ, mode, n):
             else:
                 piece = inp.readline(n)
             if not isinstance(piece, bytes):
-                violations.append("non-bytes %r" % type(piece).__name__)
+                violations.append(f"non-bytes {type(piece).__name__!r}")
                 break
             if not piece:
                 break
             if mode != "readline" and len(piece) > n:
-                violations.append("%s(%d) returned %d bytes" % (mode, n, len(piece)))
+                violations.append("%s(%d) returned %d bytes" % (mode, n, len(piece)))  # noqa: UP031
             if mode.startswith("readline") and b"\n" in piece[:-1]:
-                violations.append("newline inside a line: %r" % piece[:80])
+                violations.append(f"newline inside a line: {piece[:80]!r}")
             got.append(piece)
         else:
             violations.append("read loop did not end")
@@ -98,9 +98,9 @@ def read_body(environ, mode, n):
         got = list(inp.readlines() if mode == "readlines" else inp)
         for line in got:
             if b"\n" in line[:-1]:
-                violations.append("newline inside a line: %r" % line[:80])
+                violations.append(f"newline inside a line: {line[:80]!r}")
     else:
-        raise ValueError("unknown echo_mode %r" % mode)
+        raise ValueError(f"unknown echo_mode {mode!r}")
     return b"".join(got), [len(x) for x in got], violations
 
 
@@ -155,7 +155,7 @@ def conformance_app(environ, start_response):
                 break
             got.append(piece)
     except Exception as e:  # noqa: BLE001 - reported to the test
-        err = "%s: %s" % (type(e).__name__, e)
+        err = f"{type(e).__name__}: {e}"
     payload = {
         "environ": describe_environ(environ),
         "body": b"".join(got).decode("latin-1"),

@@ -100,7 +100,7 @@ chunked_app = validator(_chunked)
 
 def _nobody(environ, start_response):
     code = _qs(environ).get("code", "204")
-    start_response("%s Whatever" % code, [("X-Code", code)])
+    start_response(f"{code} Whatever", [("X-Code", code)])
     return [b"should-not-appear"]
 
 
@@ -256,13 +256,15 @@ class _Stream:
     def close(self):
         if self.close_file:
             with open(self.close_file, "w") as f:
-                f.write("closed with %d chunks left\n" % self.left)
+                f.write("closed with %d chunks left\n" % self.left)  # noqa: UP031
 
 
 def stream_app(environ, start_response):
     q = _qs(environ)
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
-    return _Stream(q.get("close_file"), int(q.get("chunks", "3")), int(q.get("size", "10")))
+    return _Stream(
+        q.get("close_file"), int(q.get("chunks", "3")), int(q.get("size", "10"))
+    )
 
 
 def pid_app(environ, start_response):

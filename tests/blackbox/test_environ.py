@@ -89,14 +89,18 @@ def test_content_type_and_length_without_http_prefix(suite_server):
 
 
 def test_repeated_headers_joined_with_comma(suite_server):
-    raw = build_request("GET", "/", [("X-A", "1"), ("X-B", "q"), ("x-a", "2"), ("X-A", "3")])
+    raw = build_request(
+        "GET", "/", [("X-A", "1"), ("X-B", "q"), ("x-a", "2"), ("X-A", "3")]
+    )
     env = _env(suite_server, raw)
     assert env["HTTP_X_A"] == "1,2,3"
     assert env["HTTP_X_B"] == "q"
 
 
 def test_header_names_with_underscore_dropped(suite_server):
-    raw = build_request("GET", "/", [("X-Foo", "dash"), ("X_Foo", "underscore"), ("Y_Z", "1")])
+    raw = build_request(
+        "GET", "/", [("X-Foo", "dash"), ("X_Foo", "underscore"), ("Y_Z", "1")]
+    )
     env = _env(suite_server, raw)
     assert env["HTTP_X_FOO"] == "dash"
     assert "HTTP_Y_Z" not in env
@@ -135,7 +139,9 @@ def test_wsgi_multiprocess_false_with_one_worker(server_factory):
 
 def test_environ_passes_wsgiref_validator(suite_server):
     # echo_validate=1 wraps the echo app in wsgiref.validate.validator
-    resp = suite_server.fetch(build_request("GET", "/v?echo_validate=1&echo_mode=readn"))
+    resp = suite_server.fetch(
+        build_request("GET", "/v?echo_validate=1&echo_mode=readn")
+    )
     assert resp.status == 200, (resp.raw[:300], suite_server.log_tail())
 
 

@@ -87,9 +87,12 @@ def limited_server(tmp_path_factory):
 
     srv = Server(
         "tests.apps.echo:app",
-        "--limit-request-line", "100",
-        "--limit-request-fields", "5",
-        "--limit-request-field_size", "50",
+        "--limit-request-line",
+        "100",
+        "--limit-request-fields",
+        "5",
+        "--limit-request-field_size",
+        "50",
         log_dir=tmp_path_factory.mktemp("limited"),
     )
     srv.start()
@@ -113,8 +116,13 @@ def test_limit_request_fields_flag(limited_server):
 
 
 def test_larger_limits_flags(server_factory):
-    srv = server_factory("tests.apps.echo:app", "--limit-request-line", "8000",
-                         "--limit-request-fields", "150")
+    srv = server_factory(
+        "tests.apps.echo:app",
+        "--limit-request-line",
+        "8000",
+        "--limit-request-fields",
+        "150",
+    )
     assert _status(srv, _req_with_line(8000)).status == 200
     assert _status(srv, _req_with_line(8001)).status == 400
     assert _status(srv, _req_with_fields(150)).status == 200
@@ -137,11 +145,26 @@ BAD = {
     "empty_name": (b"GET / HTTP/1.1\r\nHost: x\r\n: v\r\n\r\n", 400),
     "bare_lf": (b"GET / HTTP/1.1\nHost: x\n\n", 400),
     "bare_cr": (b"GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n", 400),
-    "dup_cl": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab", 400),
-    "te_and_cl": (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    "te_http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    "te_unknown": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n", 501),
-    "te_chunked_not_last": (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    "dup_cl": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nab",  # noqa: E501
+        400,
+    ),
+    "te_and_cl": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # noqa: E501
+        400,
+    ),
+    "te_http10": (
+        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "te_unknown": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo\r\n\r\n",
+        501,
+    ),
+    "te_chunked_not_last": (
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    ),
     "http20": (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", (400, 505)),
     "pri": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 505)),
 }
@@ -170,7 +193,10 @@ def test_server_survives_malformed_requests(suite_server):
     assert suite_server.fetch(build_request("GET", "/_t/hello")).status == 200
 
 
-@pytest.mark.parametrize("bad", [b"GARBAGE\r\n", b"GET /\x00 HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nX: a\r\n b\r\n"])
+@pytest.mark.parametrize(
+    "bad",
+    [b"GARBAGE\r\n", b"GET /\x00 HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nX: a\r\n b\r\n"],
+)
 def test_error_readable_despite_large_unread_body(suite_server, bad):
     """Lingering close: the server answers 400 and half-closes/drains so the
     client reads the error even while it is still sending garbage."""
@@ -212,7 +238,9 @@ def test_error_readable_despite_large_unread_body(suite_server, bad):
         t.join(10)
 
 
-@pytest.mark.parametrize("bad", [b"GARBAGE\r\n", b"GET /\x00 HTTP/1.1\r\n", b"get / HTTP/1.1\r\n"])
+@pytest.mark.parametrize(
+    "bad", [b"GARBAGE\r\n", b"GET /\x00 HTTP/1.1\r\n", b"get / HTTP/1.1\r\n"]
+)
 def test_bad_request_line_wins_over_header_limit(suite_server, bad):
     # gunicorn reads and rejects the request line (400) before any header
     resp = _status(suite_server, bad + b"X-Long: " + b"v" * 20000 + b"\r\n\r\n")

@@ -67,7 +67,9 @@ def test_app_sends_more_than_content_length(suite_server):
 
 def test_app_sends_less_than_content_length(suite_server):
     # the server cannot fix the length: it must close so the client notices
-    data = suite_server.request(build_request("GET", "/_t/cl?declared=20&send=5"), timeout=10)
+    data = suite_server.request(
+        build_request("GET", "/_t/cl?declared=20&send=5"), timeout=10
+    )
     head, rest = _head_and_rest(data)
     assert rest == b"01234"
     resp = parse_response(data)
@@ -167,7 +169,9 @@ def test_file_wrapper_http10(suite_server, data_file):
 
 def test_file_wrapper_head(suite_server, data_file):
     path, content = data_file
-    data = suite_server.request(build_request("HEAD", f"/_t/file?path={quote(str(path))}&cl={len(content)}"))
+    data = suite_server.request(
+        build_request("HEAD", f"/_t/file?path={quote(str(path))}&cl={len(content)}")
+    )
     head, rest = _head_and_rest(data)
     assert rest == b""
 
@@ -189,8 +193,18 @@ def test_bad_status_gives_500_and_nothing_of_it(suite_server, which):
     assert resp.complete and resp.rest == b""
 
 
-BAD_HEADERS = ["name_crlf", "name_lf", "value_crlf", "value_lf", "value_cr",
-               "value_nul", "name_space", "name_colon", "name_empty", "name_nul"]
+BAD_HEADERS = [
+    "name_crlf",
+    "name_lf",
+    "value_crlf",
+    "value_lf",
+    "value_cr",
+    "value_nul",
+    "name_space",
+    "name_colon",
+    "name_empty",
+    "name_nul",
+]
 
 
 @pytest.mark.parametrize("which", BAD_HEADERS)
@@ -218,7 +232,9 @@ def test_date_and_server_headers(suite_server):
     resp = _get(suite_server, "/_t/hello")
     assert resp.header("Server")
     date = resp.header("Date")
-    assert date and re.match(r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$", date), date
+    assert date and re.match(
+        r"^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$", date
+    ), date
     ts = email.utils.parsedate_to_datetime(date).timestamp()
     assert before - 2 <= ts <= time.time() + 2
     assert len(resp.header_list("Date")) == 1
@@ -240,7 +256,9 @@ def test_exception_before_start_response_is_500(suite_server):
 @pytest.mark.parametrize("cl", ["", "100"])
 def test_exception_after_head_sent_closes_without_completing(suite_server, cl):
     mark = suite_server.log_mark()
-    data = suite_server.request(build_request("GET", f"/_t/exc_after?cl={cl}"), timeout=10)
+    data = suite_server.request(
+        build_request("GET", f"/_t/exc_after?cl={cl}"), timeout=10
+    )
     resp = parse_response(data)
     assert resp.status == 200  # the head was already out
     assert data.count(b"\nHTTP/1.") == 0  # no second (500) head after the first
@@ -277,7 +295,9 @@ def test_start_response_twice_without_exc_info_is_an_error(suite_server):
 
 def test_close_called_after_normal_response(suite_server, tmp_path):
     marker = tmp_path / "closed"
-    resp = _get(suite_server, f"/_t/stream?chunks=3&size=10&close_file={quote(str(marker))}")
+    resp = _get(
+        suite_server, f"/_t/stream?chunks=3&size=10&close_file={quote(str(marker))}"
+    )
     assert resp.body == b"x" * 30
     assert wait_until(marker.exists, 10), "iterable close() not called"
 
@@ -295,10 +315,13 @@ def test_close_called_when_client_disconnects(suite_server, tmp_path):
             got += b
     finally:
         # RST rather than FIN, like a client that went away
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+        )
         s.close()
     assert wait_until(marker.exists, 15), (
-        "iterable close() not called after the client disconnected\n" + suite_server.log_tail()
+        "iterable close() not called after the client disconnected\n"
+        + suite_server.log_tail()
     )
     # and the server is still serving
     assert _get(suite_server, "/_t/hello").status == 200
@@ -306,8 +329,13 @@ def test_close_called_when_client_disconnects(suite_server, tmp_path):
 
 def test_no_wsgiref_validator_complaints(suite_server):
     # validator-wrapped apps complain on stderr when close() is skipped etc.
-    for path in ("/_t/hello", "/_t/hello_nocl", "/_t/chunked", "/_t/exc_info",
-                 "/_t/nobody?code=204"):
+    for path in (
+        "/_t/hello",
+        "/_t/hello_nocl",
+        "/_t/chunked",
+        "/_t/exc_info",
+        "/_t/nobody?code=204",
+    ):
         _get(suite_server, path)
         _get(suite_server, path, method="HEAD")
     log = suite_server.log_text()

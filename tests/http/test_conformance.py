@@ -68,7 +68,9 @@ def _truncated(case) -> bool:
     EOF; DESIGN.md makes that an error for the app's read)."""
     first = case.expected[0]
     n = _declared_length(first)
-    return n is not None and n > len(first["body"]) and case.data.endswith(first["body"])
+    return (
+        n is not None and n > len(first["body"]) and case.data.endswith(first["body"])
+    )
 
 
 # -- servers, one per configuration ------------------------------------------------
@@ -101,14 +103,14 @@ class _Pool:
             try:
                 srv.start()
             except ServerStartError as e:
-                names = ", ".join(f"{k}={v!r}" for k, v in sorted(case.settings.items()))
+                names = ", ".join(
+                    f"{k}={v!r}" for k, v in sorted(case.settings.items())
+                )
                 rc = srv.proc.returncode if srv.proc else None
                 if rc == 2:
-                    self.error = (
-                        f"missing setting(s) {names}: the CLI rejected {args} (exit 2)\n{e}"
-                    )
+                    self.error = f"missing setting(s) {names}: the CLI rejected {args} (exit 2)\n{e}"  # noqa: E501
                 else:
-                    self.error = f"server with settings [{names}] args {args} did not start:\n{e}"
+                    self.error = f"server with settings [{names}] args {args} did not start:\n{e}"  # noqa: E501
             else:
                 self.server = srv
         if self.error:
@@ -136,7 +138,7 @@ def _check_valid_wire(case, data: bytes, srv: Server):
     assert data, f"{case.name}: connection closed without a response\n{srv.log_tail()}"
     resp = parse_response(data)
     assert resp.status == 200, (
-        f"{case.name}: status {resp.status} {resp.reason}\n{data[:300]!r}\n{srv.log_tail()}"
+        f"{case.name}: status {resp.status} {resp.reason}\n{data[:300]!r}\n{srv.log_tail()}"  # noqa: E501
     )
     out = resp.json()
     env = out["environ"]
@@ -147,11 +149,12 @@ def _check_valid_wire(case, data: bytes, srv: Server):
     if pi is not None:
         assert env["PATH_INFO"] == pi
     assert env["QUERY_STRING"] == u["query"]
-    assert env["SERVER_PROTOCOL"] == "HTTP/%d.%d" % exp["version"]
+    assert env["SERVER_PROTOCOL"] == "HTTP/%d.%d" % exp["version"]  # noqa: UP031
     seen = {
         k: v
         for k, v in env.items()
-        if k.startswith("HTTP_") or (k in ("CONTENT_TYPE", "CONTENT_LENGTH") and v != "")
+        if k.startswith("HTTP_")
+        or (k in ("CONTENT_TYPE", "CONTENT_LENGTH") and v != "")
     }
     assert seen == expected_environ_headers(exp["headers"])
     body = out["body"].encode("latin-1")
@@ -233,7 +236,9 @@ def _normalize(results):
                 "uri": _norm(r["uri"]),
                 "version": tuple(r["version"]),
                 "headers": [(_norm(k), _norm(v)) for k, v in r["headers"]],
-                "body": body.encode("latin-1") if isinstance(body, str) else bytes(body),
+                "body": body.encode("latin-1")
+                if isinstance(body, str)
+                else bytes(body),
             }
         )
     return out
@@ -255,7 +260,9 @@ def test_parser_valid(case):
         assert got, "no result"
         first = got[0]
         if "error" not in first:
-            pytest.fail(f"{case.name}: body shorter than Content-Length accepted: {first!r:.300}")
+            pytest.fail(
+                f"{case.name}: body shorter than Content-Length accepted: {first!r:.300}"  # noqa: E501
+            )
         return
     assert len(got) >= n, f"expected {n} request(s), got {got!r:.500}"
     for i, (g, e) in enumerate(zip(got[:n], case.expected)):

@@ -6,7 +6,6 @@ the same result (picohttpparser style)."""
 from __future__ import annotations
 
 import pytest
-
 from cunicorn import _cserver
 
 
@@ -27,7 +26,9 @@ def _normalize(results):
                 "uri": _norm(r["uri"]),
                 "version": tuple(r["version"]),
                 "headers": [(_norm(k), _norm(v)) for k, v in r["headers"]],
-                "body": body.encode("latin-1") if isinstance(body, str) else bytes(body),
+                "body": body.encode("latin-1")
+                if isinstance(body, str)
+                else bytes(body),
             }
         )
     return out
@@ -115,8 +116,15 @@ def test_field_size_limit_default():
 
 
 def test_field_size_limit_kwarg():
-    ok(("GET / HTTP/1.1\r\n" + _field(40) + "\r\n").encode(), limit_request_field_size=40)
-    err(("GET / HTTP/1.1\r\n" + _field(41) + "\r\n").encode(), 431, limit_request_field_size=40)
+    ok(
+        ("GET / HTTP/1.1\r\n" + _field(40) + "\r\n").encode(),
+        limit_request_field_size=40,
+    )
+    err(
+        ("GET / HTTP/1.1\r\n" + _field(41) + "\r\n").encode(),
+        431,
+        limit_request_field_size=40,
+    )
 
 
 def test_field_size_applies_to_name_too():
@@ -162,7 +170,9 @@ def test_other_versions_rejected(v):
     err(f"GET / {v}\r\n\r\n".encode(), (400, 505))
 
 
-@pytest.mark.parametrize("v", ["HTTP/1", "HTTP/1.10", "HTTP/01.1", "http/1.1", "HTTP/1.1 ", "FTP/1.1"])
+@pytest.mark.parametrize(
+    "v", ["HTTP/1", "HTTP/1.10", "HTTP/01.1", "http/1.1", "HTTP/1.1 ", "FTP/1.1"]
+)
 def test_malformed_versions_rejected(v):
     err(f"GET / {v}\r\n\r\n".encode(), (400, 505))
 
@@ -171,7 +181,7 @@ def test_pri_preface_rejected():
     err(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", (400, 505))
 
 
-# -- Transfer-Encoding / Content-Length -------------------------------------------------
+# -- Transfer-Encoding / Content-Length ----------------------------------------
 
 CHUNKED_BODY = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
 
@@ -182,14 +192,22 @@ def test_chunked_body_decoded():
     assert ("TRANSFER-ENCODING", "chunked") in r["headers"]
 
 
-@pytest.mark.parametrize("te", ["gzip, chunked", "identity, chunked", "deflate,chunked", "CHUNKED", "Chunked"])
+@pytest.mark.parametrize(
+    "te",
+    ["gzip, chunked", "identity, chunked", "deflate,chunked", "CHUNKED", "Chunked"],
+)
 def test_te_list_ending_in_chunked(te):
     (r,) = ok(req(f"POST / HTTP/1.1\nTransfer-Encoding: {te}\n\n", CHUNKED_BODY))
     assert r["body"] == b"hello world"
 
 
 def test_te_split_over_two_headers_ending_in_chunked():
-    (r,) = ok(req("POST / HTTP/1.1\nTransfer-Encoding: gzip\nTransfer-Encoding: chunked\n\n", CHUNKED_BODY))
+    (r,) = ok(
+        req(
+            "POST / HTTP/1.1\nTransfer-Encoding: gzip\nTransfer-Encoding: chunked\n\n",
+            CHUNKED_BODY,
+        )
+    )
     assert r["body"] == b"hello world"
 
 
@@ -203,8 +221,20 @@ def test_te_in_http10():
 
 
 def test_te_with_content_length():
-    err(req("POST / HTTP/1.1\nContent-Length: 3\nTransfer-Encoding: chunked\n\n", CHUNKED_BODY), 400)
-    err(req("POST / HTTP/1.1\nTransfer-Encoding: chunked\nContent-Length: 3\n\n", CHUNKED_BODY), 400)
+    err(
+        req(
+            "POST / HTTP/1.1\nContent-Length: 3\nTransfer-Encoding: chunked\n\n",
+            CHUNKED_BODY,
+        ),
+        400,
+    )
+    err(
+        req(
+            "POST / HTTP/1.1\nTransfer-Encoding: chunked\nContent-Length: 3\n\n",
+            CHUNKED_BODY,
+        ),
+        400,
+    )
 
 
 @pytest.mark.parametrize(
@@ -234,29 +264,46 @@ def test_nbsp_chunked_is_not_chunked():
 
 def test_te_with_leading_htab_value():
     # conformance invalid/chunked_02 in spirit: "\tchunked" + Content-Length
-    err(b"POST / HTTP/1.1\r\nContent-Length: 12\r\nTransfer-Encoding: \tchunked\r\n\r\n" + CHUNKED_BODY, 400)
+    err(
+        b"POST / HTTP/1.1\r\nContent-Length: 12\r\nTransfer-Encoding: \tchunked\r\n\r\n"
+        + CHUNKED_BODY,
+        400,
+    )
 
 
 def test_identity_alone_does_not_smuggle():
     # gunicorn treats "identity" as "no body" and reads the body as the next
     # request: the smuggled request must never come out
-    data = b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"
+    data = b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"  # noqa: E501
     got = parse(data)
     assert not any(r.get("uri") == "/smuggled" for r in got), got
 
 
 def test_identity_with_content_length_ok():
-    (r,) = ok(req("POST / HTTP/1.1\nTransfer-Encoding: identity\nContent-Length: 5\n\n", b"World"))
+    (r,) = ok(
+        req(
+            "POST / HTTP/1.1\nTransfer-Encoding: identity\nContent-Length: 5\n\n",
+            b"World",
+        )
+    )
     assert r["body"] == b"World"
 
 
 @pytest.mark.parametrize("same", [True, False])
 def test_duplicate_content_length(same):
     second = "5" if same else "6"
-    err(req(f"POST / HTTP/1.1\nContent-Length: 5\nContent-Length: {second}\n\n", b"hello!"), 400)
+    err(
+        req(
+            f"POST / HTTP/1.1\nContent-Length: 5\nContent-Length: {second}\n\n",
+            b"hello!",
+        ),
+        400,
+    )
 
 
-@pytest.mark.parametrize("cl", ["-1", "+1", "-0", "0_1", "5, 5", "1 2", "0x5", "abc", " "])
+@pytest.mark.parametrize(
+    "cl", ["-1", "+1", "-0", "0_1", "5, 5", "1 2", "0x5", "abc", " "]
+)
 def test_bad_content_length(cl):
     err(req(f"POST / HTTP/1.1\nContent-Length: {cl}\n\n", b"hello"), 400)
 
@@ -273,11 +320,21 @@ def test_bad_chunk_size(size):
 
 
 def test_chunk_missing_crlf_after_data():
-    err(req("POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", b"5\r\nhelloXX0\r\n\r\n"), 400)
+    err(
+        req(
+            "POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", b"5\r\nhelloXX0\r\n\r\n"
+        ),
+        400,
+    )
 
 
 def test_chunk_size_leading_zeros_and_uppercase():
-    (r,) = ok(req("POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", b"0005\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n"))
+    (r,) = ok(
+        req(
+            "POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n",
+            b"0005\r\nhello\r\nA\r\n0123456789\r\n0\r\n\r\n",
+        )
+    )
     assert r["body"] == b"hello0123456789"
 
 
@@ -313,7 +370,9 @@ def test_bare_cr_or_lf_rejected(data):
     err(data, 400)
 
 
-@pytest.mark.parametrize("name", ["Bad Name", "Bad\x00Name", "Bad(Name", "Content-Length\xdf", "X\x7f"])
+@pytest.mark.parametrize(
+    "name", ["Bad Name", "Bad\x00Name", "Bad(Name", "Content-Length\xdf", "X\x7f"]
+)
 def test_invalid_header_name_rejected(name):
     err(f"GET / HTTP/1.1\r\n{name}: v\r\n\r\n".encode("latin-1"), 400)
 
@@ -338,7 +397,9 @@ def test_header_names_upper_cased_in_wire_order_with_repeats():
 
 
 def test_header_names_with_underscore_dropped():
-    (r,) = ok(b"GET / HTTP/1.0\r\nTransfer_Encoding: tricked\r\nContent-Length: 7\r\nContent_Length: -1E23\r\n\r\ntricked")
+    (r,) = ok(
+        b"GET / HTTP/1.0\r\nTransfer_Encoding: tricked\r\nContent-Length: 7\r\nContent_Length: -1E23\r\n\r\ntricked"  # noqa: E501
+    )
     assert r["headers"] == [("CONTENT-LENGTH", "7")]
     assert r["body"] == b"tricked"
 
@@ -359,21 +420,31 @@ def test_trailers_do_not_reach_headers():
     assert [k for k, _ in r["headers"]] == ["TRANSFER-ENCODING"]
 
 
-@pytest.mark.parametrize("name", ["Host", "Content-Length", "Transfer-Encoding", "Trailer", "Authorization", "TE"])
+@pytest.mark.parametrize(
+    "name",
+    ["Host", "Content-Length", "Transfer-Encoding", "Trailer", "Authorization", "TE"],
+)
 def test_forbidden_trailers(name):
     body = f"5\r\nhello\r\n0\r\n{name}: x\r\n\r\n".encode()
     err(req("POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", body), 400)
 
 
 def test_trailer_size_limited():
-    body = b"5\r\nhello\r\n0\r\n" + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 8000) for i in range(200)) + b"\r\n"
+    body = (
+        b"5\r\nhello\r\n0\r\n"
+        + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 8000) for i in range(200))
+        + b"\r\n"
+    )
     err(req("POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n", body), (400, 431))
 
 
 # -- methods -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["GET", "-BLARGH", "ABC", "M" * 20, "PROPFIND", "X.Y_Z", "PURGE", "CONNECT"])
+@pytest.mark.parametrize(
+    "method",
+    ["GET", "-BLARGH", "ABC", "M" * 20, "PROPFIND", "X.Y_Z", "PURGE", "CONNECT"],
+)
 def test_methods_accepted(method):
     target = "x:1" if method == "CONNECT" else "/"
     (r,) = ok(f"{method} {target} HTTP/1.1\r\n\r\n".encode())
@@ -381,7 +452,19 @@ def test_methods_accepted(method):
 
 
 @pytest.mark.parametrize(
-    "method", ["get", "Get", "-blargh", "GE", "M" * 21, "GET:", "G(T", "GET\x00", "GET\xdf", "bla:rgh"]
+    "method",
+    [
+        "get",
+        "Get",
+        "-blargh",
+        "GE",
+        "M" * 21,
+        "GET:",
+        "G(T",
+        "GET\x00",
+        "GET\xdf",
+        "bla:rgh",
+    ],
 )
 def test_methods_rejected(method):
     err(f"{method} / HTTP/1.1\r\n\r\n".encode("latin-1"), 400)
@@ -390,7 +473,9 @@ def test_methods_rejected(method):
 # -- request target ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("byte", [b"\x00", b"\x01", b"\x08", b"\x0b", b"\x1b", b"\x7f", b"\t"])
+@pytest.mark.parametrize(
+    "byte", [b"\x00", b"\x01", b"\x08", b"\x0b", b"\x1b", b"\x7f", b"\t"]
+)
 def test_control_bytes_in_target_rejected(byte):
     err(b"GET /a" + byte + b"b HTTP/1.1\r\n\r\n", 400)
 
@@ -412,7 +497,15 @@ def test_bad_request_lines(line):
 
 
 @pytest.mark.parametrize(
-    "target", ["/", "/a%20b?c=d#e", "http://example.com/x", "//double", "/with_\"quotes\"", "/\xc3\xa0"]
+    "target",
+    [
+        "/",
+        "/a%20b?c=d#e",
+        "http://example.com/x",
+        "//double",
+        '/with_"quotes"',
+        "/\xc3\xa0",
+    ],
 )
 def test_targets_kept_raw(target):
     (r,) = ok(f"GET {target} HTTP/1.1\r\n\r\n".encode("latin-1"))
@@ -430,7 +523,8 @@ def test_options_asterisk_ok():
 def test_pipelined_requests_in_order():
     data = (
         b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n"
-        b"POST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + CHUNKED_BODY
+        b"POST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        + CHUNKED_BODY
         + b"PUT /3 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
         b"GET /4 HTTP/1.1\r\n\r\n"
     )
@@ -448,7 +542,9 @@ def test_pipelined_error_stops_parsing():
 
 
 def test_body_that_looks_like_a_request_is_body():
-    data = b"GET /first HTTP/1.0\r\nContent-Length: 24\r\n\r\nGET /second HTTP/1.1\r\n\r\n"
+    data = (
+        b"GET /first HTTP/1.0\r\nContent-Length: 24\r\n\r\nGET /second HTTP/1.1\r\n\r\n"
+    )
     (r,) = ok(data)
     assert r["body"] == b"GET /second HTTP/1.1\r\n\r\n"
 

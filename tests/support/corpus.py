@@ -36,16 +36,30 @@ FLAG_MAP = {
 }
 
 # settings parse_requests() accepts as keyword arguments
-PARSER_KWARGS = {"limit_request_line", "limit_request_fields", "limit_request_field_size"}
+PARSER_KWARGS = {
+    "limit_request_line",
+    "limit_request_fields",
+    "limit_request_field_size",
+}
 
 # wire outcome per expected gunicorn exception (README table)
 OUTCOME_400 = {
-    "InvalidRequestLine", "InvalidRequestMethod", "InvalidHTTPVersion", "InvalidHeader",
-    "InvalidHeaderName", "InvalidProxyLine", "InvalidSchemeHeaders", "LimitRequestLine",
+    "InvalidRequestLine",
+    "InvalidRequestMethod",
+    "InvalidHTTPVersion",
+    "InvalidHeader",
+    "InvalidHeaderName",
+    "InvalidProxyLine",
+    "InvalidSchemeHeaders",
+    "LimitRequestLine",
     "ObsoleteFolding",
 }
 OUTCOME_431 = {"LimitRequestHeaders"}
-OUTCOME_BODY_FAILS = {"InvalidChunkSize", "InvalidChunkExtension", "ChunkMissingTerminator"}
+OUTCOME_BODY_FAILS = {
+    "InvalidChunkSize",
+    "InvalidChunkExtension",
+    "ChunkMissingTerminator",
+}
 OUTCOME_CLOSED = {"NoMoreData"}
 
 
@@ -100,7 +114,9 @@ def path_info_of(u: dict) -> str | None:
     raw = u["raw"]
     if raw.startswith("/") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", raw):
         # the target is latin-1 text of the raw bytes: unquote those bytes
-        return urllib.parse.unquote_to_bytes(u["path"].encode("latin-1")).decode("latin-1")
+        return urllib.parse.unquote_to_bytes(u["path"].encode("latin-1")).decode(
+            "latin-1"
+        )
     return None
 
 
