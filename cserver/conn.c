@@ -28,12 +28,31 @@
 #define CN_LINGER_MS 1000
 #define CN_LINGER_BYTES (256 * 1024)
 
+/* Release the GIL around blocking I/O, unless the worker waits
+ * cooperatively (gevent: the GIL stays held and coop_wait switches to the
+ * hub).  Used in pairs within one block. */
+#define CN_IO_BEGIN(c)                                        \
+    {                                                         \
+        PyThreadState *cn_save_ = NULL;                       \
+        if ((c)->w->coop_wait == NULL) {                      \
+            cn_save_ = PyEval_SaveThread();                   \
+        }
+#define CN_IO_END(c)                                          \
+        if (cn_save_ != NULL) {                               \
+            PyEval_RestoreThread(cn_save_);                   \
+        }                                                     \
+    }
+
 /* Wait until fd is ready for `events` or `timeout_ms` passes, beating the
- * heartbeat each second.  No GIL (caller released it).  0, -ETIMEDOUT or
+ * heartbeat each second.  No GIL (caller released it), except in a
+ * cooperative worker, where coop_wait runs with the GIL.  0, -ETIMEDOUT or
  * -errno. */
 static int
 wait_fd(cn_conn *c, short events, int timeout_ms)
 {
+    if (c->w->coop_wait != NULL) {
+        return c->w->coop_wait(c->w, c->fd, events, timeout_ms);
+    }
     uint64_t deadline = cn_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         uint64_t now = cn_now_ms();
@@ -114,9 +133,9 @@ int
 cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
 {
     int r;
-    Py_BEGIN_ALLOW_THREADS
+    CN_IO_BEGIN(c)
     r = recv_nogil(c, limit, timeout_ms);
-    Py_END_ALLOW_THREADS
+    CN_IO_END(c)
     return r;
 }
 
@@ -136,7 +155,7 @@ cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms)
 {
     int r;
     /* Receiving and parsing need no Python: one GIL release for the lot. */
-    Py_BEGIN_ALLOW_THREADS
+    CN_IO_BEGIN(c)
     cn_conn_compact(c);
     cn_parse_begin(c, l);
     size_t limit = cn_max_head_size(l);
@@ -166,7 +185,7 @@ cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms)
             break;
         }
     }
-    Py_END_ALLOW_THREADS
+    CN_IO_END(c)
     return r;
 }
 
@@ -272,7 +291,7 @@ int
 cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 {
     int err = 0;
-    Py_BEGIN_ALLOW_THREADS
+    CN_IO_BEGIN(c)
     while (iovcnt > 0) {
         ssize_t n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
         if (n < 0) {
@@ -300,7 +319,7 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
             iov->iov_len -= left;
         }
     }
-    Py_END_ALLOW_THREADS
+    CN_IO_END(c)
     if (err < 0) {
         c->must_close = 1;
     }
@@ -313,7 +332,7 @@ cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
     Py_ssize_t total = 0;
     int err = 0;
     int to_eof = count == 0;
-    Py_BEGIN_ALLOW_THREADS
+    CN_IO_BEGIN(c)
     while (to_eof || (size_t)total < count) {
         size_t want = to_eof ? (size_t)1 << 30 : count - (size_t)total;
         ssize_t n = sendfile(c->fd, in_fd, &offset, want);
@@ -337,7 +356,7 @@ cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
         err = -errno;
         break;
     }
-    Py_END_ALLOW_THREADS
+    CN_IO_END(c)
     if (err < 0) {
         c->must_close = 1;
         return err;
@@ -354,7 +373,7 @@ cn_conn_close(cn_conn *c, int linger)
     if (linger) {
         /* Half-close, then drain what the client still sends for a moment,
          * so the close does not reset a response it has yet to read. */
-        Py_BEGIN_ALLOW_THREADS
+        CN_IO_BEGIN(c)
         char sink[4096];
         size_t drained = 0;
         uint64_t deadline = cn_now_ms() + CN_LINGER_MS;
@@ -381,7 +400,7 @@ cn_conn_close(cn_conn *c, int linger)
             }
             drained += (size_t)n;
         }
-        Py_END_ALLOW_THREADS
+        CN_IO_END(c)
     }
     close(c->fd);
     c->fd = -1;
@@ -398,4 +417,24 @@ cn_conn_free_buffers(cn_conn *c)
     c->cap = c->len = c->pos = 0;
     c->body_cap = c->body_len = c->body_pos = 0;
     c->headers_cap = c->nheaders = 0;
+}
+
+int
+cn_conn_discard_body(cn_conn *c, size_t limit)
+{
+    char sink[8192];
+    size_t total = 0;
+    while (!c->body_done) {
+        if (c->body_error || total > limit) {
+            return -1;
+        }
+        Py_ssize_t n = cn_conn_read_body(c, sink, sizeof(sink));
+        if (n < 0) {
+            PyErr_Clear();
+            return -1;
+        }
+        total += (size_t)n;
+    }
+    c->body_len = c->body_pos = 0;
+    return 0;
 }

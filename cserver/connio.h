@@ -19,6 +19,12 @@ void cn_conn_compact(cn_conn *c);
  * -2: the client closed mid-head; -3: I/O error or timeout mid-head. */
 int cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms);
 
+/* Before the next request on a kept-alive connection: read and drop what
+ * the app left of this request's body, up to `limit` bytes.  0 when the body
+ * is done, -1 when the connection must close instead.  CN_GIL (waits release
+ * it).  Never leaves an exception set. */
+int cn_conn_discard_body(cn_conn *c, size_t limit);
+
 /* Close the socket; with linger, half-close and drain briefly first. */
 void cn_conn_close(cn_conn *c, int linger);
 

@@ -43,6 +43,13 @@ typedef struct cn_worker {
     int head_timeout_ms;       /* a request head must arrive within this */
     uint64_t requests;         /* served so far */
 
+    /* Cooperative waits (the gevent worker): when set, conn.c keeps the GIL
+     * around I/O and calls this on EAGAIN instead of poll(); it returns 0
+     * when fd is ready, -ETIMEDOUT or -errno.  NULL: blocking waits with the
+     * GIL released (sync, gthread pool threads). */
+    int (*coop_wait)(struct cn_worker *w, int fd, short events, int timeout_ms);
+    void *coop_data;
+
     /* "Date:" value, recomputed at most once a second (response.c). */
     time_t date_sec;
     char date[40];
@@ -70,5 +77,12 @@ void cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_ex
  * Async-signal flags; any thread. */
 int cn_worker_quitting(void);
 int cn_worker_stopping(void);
+
+/* Install the worker's signal handlers (worker_common.c).  0 or -1 with
+ * OSError set.  Call once in the worker process, main thread. */
+int cn_worker_install_signals(void);
+
+/* Mark whether the app is running (a QUIT then exits at once). */
+void cn_worker_set_in_app(int in_app);
 
 #endif

@@ -2,136 +2,20 @@
  * gunicorn's SyncWorker.  Runs in the worker process after fork, called from
  * Python (cunicorn.arbiter) with the GIL; it releases the GIL around accept,
  * recv, send, sendfile and every wait.
- *
- * Signals (handlers only set flags, except where noted):
- *   TERM      finish the request in hand, then exit 0;
- *   QUIT/INT  exit now: between requests through the flag, inside the app by
- *             _exit(0) from the handler (the app cannot be interrupted else);
- *   ABRT      sent by the master on timeout: _exit(1);
- *   USR1      reopen logs (flag; logging reopen comes with its issue);
- *   PIPE      ignored: a vanished client is an EPIPE from writev. */
+ * Signals: see worker_common.c. */
 #include "connio.h"
 #include "environ.h"
 #include "heartbeat.h"
-#include "input.h"
 #include "module_parts.h"
-#include "response.h"
+#include "serve.h"
 #include "worker.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-/* The only mutable globals: async-signal flags of this (single) worker. */
-static volatile sig_atomic_t cn_sig_stop;
-static volatile sig_atomic_t cn_sig_quit;
-static volatile sig_atomic_t cn_sig_in_app;
-static volatile sig_atomic_t cn_sig_reopen;
-
-int
-cn_worker_quitting(void)
-{
-    return cn_sig_quit != 0;
-}
-
-int
-cn_worker_stopping(void)
-{
-    return cn_sig_stop != 0 || cn_sig_quit != 0;
-}
-
-static void
-on_signal(int signo)
-{
-    switch (signo) {
-    case SIGTERM:
-        cn_sig_stop = 1;
-        break;
-    case SIGQUIT:
-    case SIGINT:
-        cn_sig_quit = 1;
-        if (cn_sig_in_app) {
-            _exit(0);
-        }
-        break;
-    case SIGABRT:
-        _exit(1);
-    case SIGUSR1:
-        cn_sig_reopen = 1;
-        break;
-    default:
-        break;
-    }
-}
-
-/* Install the worker's handlers (no SA_RESTART: waits see EINTR).  0 or -1
- * with OSError set. */
-static int
-install_signals(void)
-{
-    static const int handled[] = {SIGTERM, SIGQUIT, SIGINT, SIGABRT, SIGUSR1};
-    static const int ignored[] = {SIGPIPE, SIGHUP, SIGWINCH, SIGTTIN, SIGTTOU, SIGUSR2};
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_signal;
-    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
-        if (sigaction(handled[i], &sa, NULL) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-    }
-    sa.sa_handler = SIG_IGN;
-    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
-        if (sigaction(ignored[i], &sa, NULL) < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    return 0;
-}
-
-void
-cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc)
-{
-    PyObject *type = NULL, *value = NULL, *tb = NULL;
-    if (with_exc) {
-        PyErr_Fetch(&type, &value, &tb);
-        PyErr_NormalizeException(&type, &value, &tb);
-        if (value != NULL && tb != NULL) {
-            PyException_SetTraceback(value, tb);
-        }
-    }
-    if (w->error_log == NULL || w->error_log == Py_None) {
-        fprintf(stderr, "[%s] %s\n", level, msg);
-        if (type != NULL) {
-            PyErr_Restore(type, value, tb);
-            PyErr_Print();
-        }
-        return;
-    }
-    /* Make the exception the "handled" one so logging's exc_info=True sees it
-     * through sys.exc_info(). */
-    PyObject *ot, *ov, *otb;
-    PyErr_GetExcInfo(&ot, &ov, &otb);
-    if (type != NULL) {
-        PyErr_SetExcInfo(type, value, tb); /* steals */
-    }
-    PyObject *r = PyObject_CallFunction(w->error_log, "ssO", level, msg,
-                                        type != NULL ? Py_True : Py_False);
-    if (r == NULL) {
-        PyErr_WriteUnraisable(w->error_log);
-    }
-    Py_XDECREF(r);
-    PyErr_SetExcInfo(ot, ov, otb);
-}
 
 /* Serve one accepted connection: one request, then close.  CN_GIL. */
 static void
@@ -140,98 +24,12 @@ serve_connection(cn_worker *w, cn_conn *c)
     c->has_proxy = 0;
     c->nrequests = 0;
     cn_peer_ip(c);
-    int r = cn_conn_read_head(c, &w->limits, w->head_timeout_ms);
-    if (r == 0 || r == -2 || r == -3) {
-        cn_conn_close(c, 0);
-        return;
+    int r = cn_serve_head_result(w, c, cn_conn_read_head(c, &w->limits, w->head_timeout_ms));
+    if (r == 1) {
+        c->keepalive = 0; /* sync: Connection: close on every response */
+        r = cn_serve_request(w, c);
     }
-    if (r < 0) {
-        cn_send_error(c, c->error_status, c->error_reason);
-        cn_conn_close(c, 1);
-        return;
-    }
-    if (c->has_proxy) {
-        int ok = cn_ip_allowed(w->proxy_allow, c->peer_ip);
-        if (ok <= 0) {
-            if (ok < 0) {
-                PyErr_Clear();
-            }
-            cn_send_error(c, 403, "Forbidden: PROXY header from an untrusted peer");
-            cn_conn_close(c, 1);
-            return;
-        }
-    }
-    int sch = cn_request_scheme(w, c);
-    if (sch < 0) {
-        if (sch == -2) {
-            PyErr_Clear();
-        }
-        cn_send_error(c, 400, "Contradictory scheme headers");
-        cn_conn_close(c, 1);
-        return;
-    }
-    w->requests++;
-    c->keepalive = 0; /* sync: Connection: close on every response */
-
-    PyObject *input = cn_input_new(w, c);
-    PyObject *sr = input ? cn_response_new(w, c) : NULL;
-    PyObject *env = sr ? cn_environ_build(w, c, input) : NULL;
-    if (env == NULL) {
-        cn_worker_log(w, "error", "Error building the request environ", 1);
-        cn_send_error(c, 500, "Internal Server Error");
-        if (sr != NULL) {
-            cn_response_detach(sr);
-        }
-        if (input != NULL) {
-            cn_input_detach(input);
-        }
-        Py_XDECREF(sr);
-        Py_XDECREF(input);
-        cn_conn_close(c, 1);
-        return;
-    }
-
-    uint64_t t0 = cn_now_ms();
-    struct timespec ts0;
-    clock_gettime(CLOCK_MONOTONIC, &ts0);
-    PyObject *args[2] = {env, sr};
-    cn_sig_in_app = 1;
-    PyObject *result = PyObject_Vectorcall(w->app, args, 2, NULL);
-    int rc;
-    if (result == NULL) {
-        rc = cn_response_fail(sr);
-    }
-    else {
-        rc = cn_response_finish(sr, result);
-        Py_DECREF(result);
-    }
-    cn_sig_in_app = 0;
-    (void)t0;
-
-    if (w->access_log != NULL && w->access_log != Py_None) {
-        struct timespec ts1;
-        clock_gettime(CLOCK_MONOTONIC, &ts1);
-        double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (ts1.tv_nsec - ts0.tv_nsec) / 1e9;
-        PyObject *status = cn_response_status(sr);
-        PyObject *headers = cn_response_headers(sr);
-        PyObject *res = PyObject_CallFunction(
-            w->access_log, "OOOLd", env, status ? status : Py_None,
-            headers ? headers : Py_None, (long long)cn_response_sent(sr), secs);
-        if (res == NULL) {
-            PyErr_WriteUnraisable(w->access_log);
-        }
-        Py_XDECREF(res);
-    }
-    cn_response_detach(sr);
-    cn_input_detach(input);
-    Py_DECREF(sr);
-    Py_DECREF(input);
-    Py_DECREF(env);
-
-    /* Unread request bytes would turn close() into a reset that can destroy
-     * the response in flight: drain them briefly first. */
-    int unread = !c->body_done || c->pos < c->len;
-    cn_conn_close(c, rc < 0 || unread);
+    cn_conn_close(c, r < 0);
 }
 
 /* Accept one connection from any listener, waiting up to a second.  1 with
@@ -532,7 +330,7 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
         pfds[i].fd = w->listeners[i].fd;
         pfds[i].events = POLLIN;
     }
-    if (install_signals() < 0) {
+    if (cn_worker_install_signals() < 0) {
         goto done;
     }
 

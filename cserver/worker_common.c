@@ -1,0 +1,129 @@
+/* Signals and logging shared by every worker class (worker_common.c).
+ *
+ * Signals (handlers only set flags, except where noted):
+ *   TERM      finish the request in hand, then exit 0;
+ *   QUIT/INT  exit now: between requests through the flag, inside the app by
+ *             _exit(0) from the handler (the app cannot be interrupted else);
+ *   ABRT      sent by the master on timeout: _exit(1);
+ *   USR1      reopen logs (flag);
+ *   PIPE      ignored: a vanished client is an EPIPE from writev. */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The only mutable globals: async-signal flags of this (single) worker. */
+static volatile sig_atomic_t cn_sig_stop;
+static volatile sig_atomic_t cn_sig_quit;
+static volatile sig_atomic_t cn_sig_in_app;
+static volatile sig_atomic_t cn_sig_reopen;
+
+int
+cn_worker_quitting(void)
+{
+    return cn_sig_quit != 0;
+}
+
+int
+cn_worker_stopping(void)
+{
+    return cn_sig_stop != 0 || cn_sig_quit != 0;
+}
+
+static void
+on_signal(int signo)
+{
+    switch (signo) {
+    case SIGTERM:
+        cn_sig_stop = 1;
+        break;
+    case SIGQUIT:
+    case SIGINT:
+        cn_sig_quit = 1;
+        if (cn_sig_in_app) {
+            _exit(0);
+        }
+        break;
+    case SIGABRT:
+        _exit(1);
+    case SIGUSR1:
+        cn_sig_reopen = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Install the worker's handlers (no SA_RESTART: waits see EINTR).  0 or -1
+ * with OSError set. */
+int
+cn_worker_install_signals(void)
+{
+    static const int handled[] = {SIGTERM, SIGQUIT, SIGINT, SIGABRT, SIGUSR1};
+    static const int ignored[] = {SIGPIPE, SIGHUP, SIGWINCH, SIGTTIN, SIGTTOU, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++) {
+        if (sigaction(handled[i], &sa, NULL) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    sa.sa_handler = SIG_IGN;
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+        if (sigaction(ignored[i], &sa, NULL) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    return 0;
+}
+
+void
+cn_worker_set_in_app(int in_app)
+{
+    cn_sig_in_app = in_app;
+}
+
+void
+cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc)
+{
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
+    if (with_exc) {
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        if (value != NULL && tb != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+    }
+    if (w->error_log == NULL || w->error_log == Py_None) {
+        fprintf(stderr, "[%s] %s\n", level, msg);
+        if (type != NULL) {
+            PyErr_Restore(type, value, tb);
+            PyErr_Print();
+        }
+        return;
+    }
+    /* Make the exception the "handled" one so logging's exc_info=True sees it
+     * through sys.exc_info(). */
+    PyObject *ot, *ov, *otb;
+    PyErr_GetExcInfo(&ot, &ov, &otb);
+    if (type != NULL) {
+        PyErr_SetExcInfo(type, value, tb); /* steals */
+    }
+    PyObject *r = PyObject_CallFunction(w->error_log, "ssO", level, msg,
+                                        type != NULL ? Py_True : Py_False);
+    if (r == NULL) {
+        PyErr_WriteUnraisable(w->error_log);
+    }
+    Py_XDECREF(r);
+    PyErr_SetExcInfo(ot, ov, otb);
+}
+
