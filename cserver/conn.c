@@ -424,6 +424,9 @@ cn_conn_discard_body(cn_conn *c, size_t limit)
 {
     char sink[8192];
     size_t total = 0;
+    if (c->expect_continue && !c->continue_sent && !c->body_done) {
+        return -1; /* never invite a body nobody will read */
+    }
     while (!c->body_done) {
         if (c->body_error || total > limit) {
             return -1;

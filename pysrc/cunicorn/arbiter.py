@@ -113,7 +113,7 @@ class Arbiter:
         cs = self.cserver or _cserver()
         environ: dict[str, Any] = {
             "wsgi.version": (1, 0),
-            "wsgi.multithread": False,
+            "wsgi.multithread": self.cfg.worker_class_str == "gthread",
             "wsgi.multiprocess": self.cfg.workers > 1,
             "wsgi.run_once": False,
             "wsgi.errors": self.log.wsgi_errors(),
@@ -158,6 +158,26 @@ class Arbiter:
             },
         }
 
+    def run_worker_loop(
+        self, cs: Any, app: Any, listeners: Any, base: dict, kwargs: dict
+    ) -> int:
+        """Run the C loop of the configured worker class until it stops."""
+        kind = self.cfg.worker_class_str
+        if kind == "gthread":
+            return cs.run_worker_gthread(
+                app,
+                listeners,
+                base,
+                threads=self.cfg.threads,
+                worker_connections=getattr(self.cfg, "worker_connections", 1000),
+                **kwargs,
+            )
+        if kind == "gevent":
+            from cunicorn import ggevent
+
+            return ggevent.run_worker(self, cs, app, listeners, base, kwargs)
+        return cs.run_worker(app, listeners, base, **kwargs)
+
     def load_app_in_worker(self) -> tuple[Callable[..., Any] | None, int]:
         """(app, 0), or (None, exit code) after logging why it failed."""
         try:
@@ -190,7 +210,7 @@ class Arbiter:
             listeners = self.worker_listeners()
             kwargs = self.worker_kwargs(slot)
             code = -1  # booted: a failure from here on is not a boot failure
-            code = cs.run_worker(app, listeners, base, **kwargs)
+            code = self.run_worker_loop(cs, app, listeners, base, kwargs)
             return code
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1

@@ -454,6 +454,7 @@ register(
         """,
 )
 
+
 def validate_header_map(val: Any) -> str:
     val = validate_string(val)
     if val not in ("drop", "refuse", "dangerous"):
@@ -543,7 +544,11 @@ register(
     "secure_scheme_headers",
     "Server Mechanics",
     validate_dict,
-    {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+    {
+        "X-FORWARDED-PROTOCOL": "ssl",
+        "X-FORWARDED-PROTO": "https",
+        "X-FORWARDED-SSL": "on",
+    },
     desc="""\
         Headers, and the value each has, that mean the request came over HTTPS
         (wsgi.url_scheme ``https``) when sent by a trusted front end.  Headers
@@ -779,21 +784,21 @@ class Config:
                 f"worker class {uri!r}: cunicorn cannot run Python worker classes"
             )
         name = self.worker_class_str
-        if name == "gthread" and self.is_sync_uri(uri):
-            threads = self.values["threads"]
+        if name in ("gthread", "gevent"):
+            if not worker_class_available(name):
+                raise ConfigError(
+                    f"worker class {name!r} is not available in this build of cunicorn"
+                )
+            return
+        if name in ("eventlet", "tornado"):
             raise ConfigError(
-                f"--threads {threads} selects the gthread worker class, which is "
-                "not available in cunicorn yet (use --threads 1)"
-            )
-        if name in ("gthread", "gevent", "eventlet", "tornado"):
-            raise ConfigError(
-                f"worker class {name!r} is not available in cunicorn yet; "
-                "only 'sync' is"
+                f"worker class {name!r} is not supported by cunicorn; use "
+                "'sync', 'gthread' or 'gevent'"
             )
         if not self.is_sync_uri(uri):
             raise ConfigError(
                 f"class uri {uri!r} invalid or not found: cunicorn has the "
-                "'sync' worker class only"
+                "'sync', 'gthread' and 'gevent' worker classes"
             )
 
     # Effective limits, clamped as gunicorn's parser clamps them.
@@ -812,6 +817,15 @@ class Config:
     def effective_limit_request_field_size(self) -> int:
         v = self.values["limit_request_field_size"]
         return 8190 if v <= 0 else v
+
+
+def worker_class_available(name: str) -> bool:
+    """Whether the C extension has the worker loop for class ``name``."""
+    try:
+        from cunicorn import _cserver
+    except ImportError:
+        return False
+    return hasattr(_cserver, f"run_worker_{name}")
 
 
 def default_config_file() -> str | None:

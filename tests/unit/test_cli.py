@@ -53,10 +53,10 @@ def test_no_app_module_exits_1_like_gunicorn():
     assert "Error: No application module specified." in r.stderr
 
 
-def test_unavailable_worker_class_exits_1():
-    r = run("-k", "gthread", "x:app")
+def test_unsupported_worker_class_exits_1():
+    r = run("-k", "eventlet", "x:app")
     assert r.returncode == 1
-    assert "worker class 'gthread' is not available in cunicorn yet" in r.stderr
+    assert "worker class 'eventlet' is not supported by cunicorn" in r.stderr
 
 
 def test_preload_missing_module_exits_3(tmp_path):

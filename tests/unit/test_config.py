@@ -285,24 +285,36 @@ def test_sync_worker_spellings(argv):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["-k", "gthread"], "worker class 'gthread' is not available"),
-        (["-k", "gevent"], "worker class 'gevent' is not available"),
-        (
-            ["-k", "gunicorn.workers.ggevent.GeventWorker"],
-            "worker class 'gevent' is not available",
-        ),
-        (["-k", "eventlet"], "worker class 'eventlet' is not available"),
+        (["-k", "eventlet"], "worker class 'eventlet' is not supported"),
+        (["-k", "tornado"], "worker class 'tornado' is not supported"),
         (["-k", "my.Worker"], "class uri 'my.Worker' invalid or not found"),
-        (["--threads", "4"], "--threads 4 selects the gthread worker class"),
     ],
 )
-def test_unavailable_worker_classes_are_clear_errors(argv, message, capsys):
+def test_unsupported_worker_classes_are_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load(argv)
+    assert exc.value.code == 1
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, name",
+    [
+        (["-k", "gthread"], "gthread"),
+        (["--threads", "4"], "gthread"),
+        (["-k", "gevent"], "gevent"),
+        (["-k", "gunicorn.workers.ggevent.GeventWorker"], "gevent"),
+    ],
+)
+def test_worker_classes_need_their_c_loop(argv, name, capsys, monkeypatch):
+    from cunicorn import config
+
+    monkeypatch.setattr(config, "worker_class_available", lambda n: False)
     with pytest.raises(SystemExit) as exc:
         load(argv)
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert message in err
-    assert "not available in cunicorn yet" in err or "invalid or not found" in err
+    assert f"worker class {name!r} is not available in this build" in err
 
 
 # --- validators and effective limits ---
