@@ -41,6 +41,8 @@ EXT_STAMP := $(VENV)/.cunicorn-ext-werror$(WERROR)
 # root runs apt-get itself; anyone else goes through sudo when it exists.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || ! command -v sudo >/dev/null || echo sudo)
 APT_ENV := DEBIAN_FRONTEND=noninteractive
+# FORCE_APT=1 runs the apt-get step even when everything looks installed.
+FORCE_APT ?=
 
 .PHONY: help demo test sanitize bench lint clean distclean sysdeps bench-sysdeps ext
 
@@ -52,7 +54,7 @@ help:
 # llhttp: Debian 13 ships libllhttp-dev (pkg-config libllhttp); Debian 12 only the
 # sources in node-llhttp, which setup.py compiles (DESIGN.md).
 sysdeps:
-	@need=""; \
+	@need="$(FORCE_APT)"; \
 	dpkg -s libev-dev wrk >/dev/null 2>&1 || need="libev-dev wrk"; \
 	if ! pkg-config --exists libllhttp 2>/dev/null && ! dpkg -s node-llhttp >/dev/null 2>&1; then \
 	    need="$$need llhttp"; fi; \
@@ -86,8 +88,11 @@ bench-sysdeps: sysdeps
 # checkout costs a few seconds).
 $(VENV_STAMP): pyproject.toml setup.py | sysdeps
 	@[ -x $(VPY) ] || { echo "make: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
-	@echo "make: pip install -e '.[test]' into $(VENV)"
-	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test]' $(EXTRA_TEST_PKGS)
+	@# setup.py build_ext runs on the venv's own setuptools: pyproject's
+	@# `license = "MIT"` (PEP 639) needs setuptools >= 77, newer than ensurepip's.
+	@$(VPY) -m pip install -q --disable-pip-version-check --upgrade 'setuptools>=77' wheel
+	@echo "make: pip install -e '.[test,gevent]' into $(VENV)"
+	@$(VPY) -m pip install -q --disable-pip-version-check -e '.[test,gevent]' $(EXTRA_TEST_PKGS)
 	@touch $@
 
 $(EXT_STAMP): $(C_SRCS) setup.py $(VENV_STAMP)
@@ -138,7 +143,7 @@ $(ASAN_STAMP): $(C_SRCS) setup.py pyproject.toml $(wildcard pysrc/cunicorn/*.py 
 sanitize: $(ASAN_STAMP)
 	@libasan=$$(gcc -print-file-name=libasan.so); \
 	    [ -f "$$libasan" ] || { echo "make: libasan.so not found (apt-get install gcc)"; exit 1; }; \
-	    so=$$(cd /tmp && $(CURDIR)/$(APY) -c 'import cunicorn._cserver as m; print(m.__file__)'); \
+	    so=$$(cd /tmp && LD_PRELOAD="$$libasan" ASAN_OPTIONS=detect_leaks=0 $(CURDIR)/$(APY) -c 'import cunicorn._cserver as m; print(m.__file__)'); \
 	    case "$$so" in $(CURDIR)/$(ASAN_VENV)/*) ;; *) echo "make: sanitize would test $$so, not the ASan build"; exit 1;; esac; \
 	    echo "make: running $(BLACKBOX_TESTS) under ASan+UBSan ($$so)"; \
 	    LD_PRELOAD="$$libasan" \
@@ -151,8 +156,8 @@ sanitize: $(ASAN_STAMP)
 # ---------------------------------------------------------------- benchmark
 $(PEERS_VENV)/.installed: | sysdeps
 	@[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
-	@echo "make: installing gunicorn, bjoern, flask, numpy into $(PEERS_VENV)"
-	@$(PEERS_VENV)/bin/pip install -q --disable-pip-version-check gunicorn bjoern flask numpy
+	@echo "make: installing gunicorn, gevent, bjoern, flask, numpy into $(PEERS_VENV)"
+	@$(PEERS_VENV)/bin/pip install -q --disable-pip-version-check gunicorn gevent bjoern flask numpy
 	@touch $@
 
 bench: bench-sysdeps $(EXT_STAMP) $(PEERS_VENV)/.installed

@@ -4,6 +4,8 @@ llhttp comes from the system (DESIGN.md): pkg-config ``libllhttp`` when present
 (Debian 13's libllhttp-dev), else the C sources that Debian 12's node-llhttp
 installs under /usr/share/llhttp, compiled here with LLHTTP_STRICT_MODE=1 and
 linked in.  libev comes from libev-dev.  Nothing third-party is vendored.
+The gevent worker is compiled (-DCN_HAVE_GREENLET) when greenlet, which ships
+greenlet.h inside its package, is importable at build time; else it is left out.
 
 Environment switches:
   CUNICORN_WERROR=1    add -Werror to our own sources (CI)
@@ -50,6 +52,18 @@ def find_llhttp():
     if srcs and os.path.exists(os.path.join(LLHTTP_INC_DIR, "llhttp.h")):
         return [LLHTTP_INC_DIR], [], srcs
     return None
+
+
+def find_greenlet():
+    """greenlet's include directory (it ships greenlet.h inside its package), or
+    None: then the extension is built without the gevent worker."""
+    try:
+        import greenlet
+    except ImportError:
+        return None
+    get_include = getattr(greenlet, "get_include", None)
+    d = get_include() if get_include else os.path.dirname(greenlet.__file__)
+    return d if os.path.exists(os.path.join(d, "greenlet.h")) else None
 
 
 def find_libev():
@@ -106,11 +120,15 @@ def make_extension():
     else:
         cflags.append("-O2")
 
+    greenlet_inc = find_greenlet()
+    macros = [("CN_HAVE_GREENLET", "1")] if greenlet_inc else []
+
     ext = Extension(
         "cunicorn._cserver",
         sources=sorted(glob.glob("cserver/*.c")),
         depends=sorted(glob.glob("cserver/*.h")),
-        include_dirs=[*ll_incs, *libev],
+        define_macros=macros,
+        include_dirs=[*ll_incs, *libev, *([greenlet_inc] if greenlet_inc else [])],
         libraries=["ev"],
         extra_compile_args=cflags,
         extra_link_args=ldflags + ll_libs,

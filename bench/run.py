@@ -550,25 +550,25 @@ def table(rows: list[Row]) -> str:
 
 # ----------------------------------------------------------------- RSS mode
 
-STOP_LUA = """\
--- Stop this wrk thread after N responses (N = first script argument) and say so
--- on stderr; bench/run.py interrupts wrk (SIGINT) once every thread has said it,
--- since wrk itself would wait until -d runs out.
-local limit, count = 0, 0
-function init(args) limit = tonumber(args[1]) end
+COUNT_LUA = """\
+-- Report every 500 responses on stderr; bench/run.py interrupts wrk (SIGINT)
+-- once the threads' reports add up to the requests it wants.  (Stopping a thread
+-- with wrk.thread:stop() would leave its open connections idle, and an idle
+-- connection holds a sync worker until its timeout.)
+local count = 0
 function response(status, headers, body)
   count = count + 1
-  if count == limit then
-    io.stderr:write("bench-thread-done\\n")
+  if count % 500 == 0 then
+    io.stderr:write("bench-500\\n")
     io.stderr:flush()
-    wrk.thread:stop()
   end
 end
 """
 
 
-def run_wrk_count(args, port: int, close: bool, per_thread: int, script: Path) -> str:
-    """Run wrk until each of its threads has had per_thread responses.
+def run_wrk_count(args, port: int, close: bool, requests: int, script: Path) -> str:
+    """Run wrk until about ``requests`` responses (wrk stops within ~0.1 s of SIGINT,
+    so it overshoots a little: the caller uses the count wrk prints).
 
     Bounded by --rss-max-seconds (wrk's -d) whatever the server does.
     """
@@ -576,16 +576,16 @@ def run_wrk_count(args, port: int, close: bool, per_thread: int, script: Path) -
     cmd += [f"-d{round(args.rss_max_seconds)}s", "-s", str(script)]
     if close:
         cmd += ["-H", "Connection: close"]
-    cmd += [f"http://{HOST}:{port}/", "--", str(per_thread)]
+    cmd.append(f"http://{HOST}:{port}/")
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
     )
-    done = 0
+    seen = 0
     assert proc.stderr is not None
     for line in proc.stderr:
-        if line.strip() == b"bench-thread-done":
-            done += 1
-            if done == args.threads:
+        if line.strip() == b"bench-500":
+            seen += 500
+            if seen >= requests:
                 proc.send_signal(signal.SIGINT)
                 break
     try:
@@ -617,8 +617,8 @@ def rss_check(args) -> dict:
     port = free_port()
     cmd = cmd_w + ["-b", f"{HOST}:{port}", APPS[args.rss_app] + ":app"]
     tmpdir = Path(tempfile.mkdtemp(prefix="bench-rss-"))
-    script = tmpdir / "stop.lua"
-    script.write_text(STOP_LUA)
+    script = tmpdir / "count.lua"
+    script.write_text(COUNT_LUA)
     server = None
     try:
         server = Server(spec, args, args.rss_app, cmd=cmd, port=port)
@@ -630,9 +630,7 @@ def rss_check(args) -> dict:
         done, samples = 0, []
         close = args.rss_mode == "close"
         for mark in marks:
-            todo = mark - done
-            per_thread = -(-todo // args.threads)
-            text = run_wrk_count(args, port, close, per_thread, script)
+            text = run_wrk_count(args, port, close, mark - done, script)
             r = parse_wrk(text)
             done += r["requests"]
             if worker_pids(server.pid) != [worker]:
@@ -697,6 +695,39 @@ def machine_info() -> str:
         f"{os.cpu_count()} CPUs ({cpu}), Linux {platform.release()}, "
         f"Python {platform.python_version()}, {wrk_v.split(' Copyright')[0]}"
     )
+
+
+def peer_versions(args) -> str:
+    """Versions of the servers measured, for the record (what ran)."""
+    parts = []
+    if "cunicorn" in args.servers or (args.rss and args.rss_server == "cunicorn"):
+        py = Path(args.cunicorn).with_name("python")
+        parts.append(f"cunicorn {_pyver(py, 'cunicorn')}")
+    if os.access(args.peers_python, os.X_OK):
+        if "gunicorn" in args.servers or (args.rss and args.rss_server == "gunicorn"):
+            parts.append(f"gunicorn {_pyver(args.peers_python, 'gunicorn')}")
+        if any(s.startswith("bjoern") for s in args.servers):
+            parts.append(f"bjoern {_pyver(args.peers_python, 'bjoern')}")
+        if "flask" in args.apps:
+            parts.append(f"Flask {_pyver(args.peers_python, 'flask')}")
+    if any(s.startswith("nginx") for s in args.servers) and not args.rss:
+        try:
+            r = subprocess.run([args.nginx, "-v"], capture_output=True, text=True)
+            parts.append(r.stderr.strip().split(": ", 1)[-1].replace("/", " "))
+        except OSError:
+            pass
+    return ", ".join(parts)
+
+
+def _pyver(python, dist: str) -> str:
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    try:
+        r = subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return r.stdout.strip() or "?"
 
 
 def csv(text: str) -> list[str]:
@@ -816,7 +847,12 @@ def main(argv=None) -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else RESULTS_DIR / stamp
     command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    # A TERM (e.g. from `timeout`) unwinds like Ctrl-C: every server is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     info = machine_info()
+    versions = peer_versions(args)
+    if versions:
+        info += f"; {versions}"
     log(info)
     if args.rss:
         res = rss_check(args)

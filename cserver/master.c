@@ -10,9 +10,12 @@
  *     the GIL released, then, with the GIL: dispatches each signal through
  *     cn_master_signals[] (signo -> handle_*), reaps, checks heartbeats and
  *     spawns what is missing.
- *   - Issue 3 plugs in here: `hooks` (pre_fork, post_fork, child_exit, ...
- *     called through cn_master_hook), pid file, USR2 re-exec (handle_usr2),
- *     WINCH, HUP config reload (handle_hup calls back into Python first).
+ *   - Python does what needs Python through the `hooks` object (protocol in
+ *     _cserver.pyi, called through cn_master_call): server hooks around
+ *     fork and reap, the HUP config reload, log reopening, the USR2 exec,
+ *     closing the listeners and the pid file.  The C side owns the worker
+ *     table, the generations (HUP retires the old one only once the new one
+ *     accepts: CN_HB_UNBOOTED), the USR2 child and the promotion.
  *
  * GIL: every function here runs with the GIL held except the wait, which
  * releases it around cn_sigq_wait only.  The master is single-threaded C; Python
@@ -42,6 +45,13 @@
 #define CN_QUICK_STOP_MS 2000   /* INT/QUIT: longest wait before SIGKILL */
 #define CN_FINAL_REAP_MS 1000   /* after the last SIGKILL, wait this for zombies */
 #define CN_SIGBATCH 64          /* signals handled per wake-up */
+#define CN_HUP_MAX_WAIT_MS 30000 /* old generation retires by then, booted or not */
+
+/* The master stamps a new worker's heartbeat slot with the fork time and this
+ * bit; the worker's first beat (from its accept loop) clears it.  So a slot
+ * says whether its worker is accepting yet, without any change to the worker
+ * side, and the timeout logic uses the time with the bit masked off. */
+#define CN_HB_UNBOOTED ((uint64_t)1 << 62)
 
 typedef enum {
     CN_RUNNING = 0,
@@ -55,6 +65,8 @@ typedef struct {
     uint64_t age;          /* spawn order, strictly increasing (gunicorn's age) */
     unsigned generation;   /* the master's generation when spawned (HUP bumps) */
     int retiring;          /* sent SIGTERM to leave (TTOU, HUP): not counted */
+    int old;               /* previous generation after HUP: not counted, gets
+                            * SIGTERM once the new generation is accepting */
     int aborted;           /* sent SIGABRT on timeout */
     int64_t abort_ms;      /* when SIGABRT (or the last SIGKILL) was sent */
 } cn_mworker;
@@ -62,7 +74,7 @@ typedef struct {
 typedef struct cn_master {
     PyObject *spawn;       /* strong: spawn(slot) -> int, called in the child */
     PyObject *log;         /* strong: log(level, message) */
-    PyObject *hooks;       /* strong or NULL: server hooks (issue 3) */
+    PyObject *hooks;       /* strong or NULL: lifecycle callbacks (see .pyi) */
     Py_buffer hb;          /* the heartbeat table, held writable for the run */
     int hb_held;
     int nslots;            /* hb.len / CN_HEARTBEAT_SLOT_SIZE */
@@ -81,6 +93,10 @@ typedef struct cn_master {
     int exit_code;
     const char *reason;    /* static string for "Reason: ..." or NULL */
     int no_slot_logged;    /* "no free heartbeat slot" already said */
+    int daemon;            /* WINCH stops the workers only when daemonized */
+    pid_t reexec_pid;      /* USR2 child (the new master) while it lives */
+    pid_t parent_master;   /* we are the USR2 child of this master; 0: not */
+    int64_t hup_deadline;  /* old generation retires by then at the latest */
 } cn_master;
 
 /* ------------------------------------------------------------------ */
@@ -129,25 +145,59 @@ cn_master_log(cn_master *m, const char *level, const char *fmt, ...)
     Py_DECREF(res);
 }
 
-/* Call hooks.<name>() if a hooks object is set (issue 3 wires the arguments
- * gunicorn passes; today no hooks object exists, so this is a no-op).  A hook
- * that raises is logged and does not stop the master.  CN_GIL. */
-static void
-cn_master_hook(cn_master *m, const char *name)
+/* Call hooks.<name>(args built from fmt) when a hooks object is set.  Returns
+ * the new reference the method returned, or NULL: no hooks object, or the
+ * method raised (then logged as gunicorn logs a failing hook, and cleared: a
+ * callback that raises never stops the master).  CN_GIL. */
+static PyObject *
+cn_master_call(cn_master *m, const char *name, const char *fmt, ...)
 {
-    PyObject *res;
+    PyObject *meth, *args, *res;
+    va_list ap;
 
     if (m->hooks == NULL || m->hooks == Py_None) {
-        return;
+        return NULL;
     }
-    res = PyObject_CallMethod(m->hooks, name, NULL);
-    if (res == NULL) {
-        PyErr_WriteUnraisable(m->hooks);
-        cn_master_log(m, "error", "Exception in %s hook", name);
-        return;
+    meth = PyObject_GetAttrString(m->hooks, name);
+    if (meth == NULL) {
+        goto fail;
     }
-    Py_DECREF(res);
+    va_start(ap, fmt);
+    args = Py_VaBuildValue(fmt, ap);
+    va_end(ap);
+    if (args == NULL) {
+        Py_DECREF(meth);
+        goto fail;
+    }
+    if (!PyTuple_Check(args)) {
+        PyObject *t = PyTuple_Pack(1, args);
+        Py_DECREF(args);
+        args = t;
+        if (args == NULL) {
+            Py_DECREF(meth);
+            goto fail;
+        }
+    }
+    res = PyObject_Call(meth, args, NULL);
+    Py_DECREF(args);
+    Py_DECREF(meth);
+    if (res != NULL) {
+        return res;
+    }
+fail:
+    /* The Python side logs its own hooks' errors; this is a bug in the glue
+     * (SystemExit included: a callback does not get to end the master). */
+    PyErr_WriteUnraisable(m->hooks);
+    cn_master_log(m, "error", "Exception in %s callback", name);
+    return NULL;
 }
+
+/* cn_master_call for a method whose result is not needed.  CN_GIL. */
+#define cn_master_hook(m, ...)                                \
+    do {                                                      \
+        PyObject *hook_res_ = cn_master_call((m), __VA_ARGS__); \
+        Py_XDECREF(hook_res_);                                \
+    } while (0)
 
 /* gunicorn names the signal with signal.Signals(sig).name. */
 static const char *
@@ -295,8 +345,8 @@ run_child(cn_master *m, int slot, const sigset_t *oldmask)
     cn_sigq_child_reset(&m->sigq);
     cn_sigq_setmask(oldmask);
 
+    /* post_fork and the other worker-side hooks run inside spawn(). */
     cn_master_log(m, "info", "Booting worker with pid: %ld", (long)pid);
-    cn_master_hook(m, "post_fork");
     res = PyObject_CallFunction(m->spawn, "i", slot);
     if (res == NULL) {
         code = exit_code_from_exception();
@@ -356,10 +406,11 @@ spawn_worker(cn_master *m)
         return -1;
     }
     m->no_slot_logged = 0;
-    /* The worker owns the slot from now; it counts from the fork. */
-    cn_heartbeat_set(m->hb.buf, slot, cn_now_ms());
+    /* The worker owns the slot from now; it counts from the fork, and the
+     * UNBOOTED bit stays until its first beat. */
+    cn_heartbeat_set(m->hb.buf, slot, cn_now_ms() | CN_HB_UNBOOTED);
     m->worker_age++;
-    cn_master_hook(m, "pre_fork");
+    cn_master_hook(m, "pre_fork", "(iK)", slot, (unsigned long long)m->worker_age);
 
     /* Block the queued signals so the child cannot run the master's handler
      * (and write into its pipe) before cn_sigq_child_reset. */
@@ -382,13 +433,16 @@ spawn_worker(cn_master *m)
     m->w[slot].age = m->worker_age;
     m->w[slot].generation = m->generation;
     m->w[slot].retiring = 0;
+    m->w[slot].old = 0;
     m->w[slot].aborted = 0;
     m->w[slot].abort_ms = 0;
     m->nalive++;
+    cn_master_hook(m, "forked", "(il)", slot, (long)pid);
     return pid;
 }
 
 static void begin_stop(cn_master *m, int graceful);
+static int seconds_to_ms(double s, int64_t *out, const char *what);
 
 /* Log a reaped worker's status as gunicorn's reap_workers does, and halt on
  * exit codes 3/4.  CN_GIL. */
@@ -453,6 +507,16 @@ reap_workers(cn_master *m)
         if (pid <= 0) {
             return; /* 0: none exited; ECHILD: no children */
         }
+        if (pid == m->reexec_pid) {
+            /* The USR2 child (new master) exited: another USR2 may try. */
+            m->reexec_pid = 0;
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                cn_master_log(m, "warning",
+                              "New master (pid:%ld) exited with status %d",
+                              (long)pid, status);
+            }
+            continue;
+        }
         int slot = -1;
         for (int i = 0; i < m->nslots; i++) {
             if (m->w[i].pid == pid) {
@@ -465,7 +529,7 @@ reap_workers(cn_master *m)
         }
         free_worker(m, slot);
         report_exit(m, pid, status);
-        cn_master_hook(m, "child_exit");
+        cn_master_hook(m, "child_exit", "(ili)", slot, (long)pid, status);
     }
 }
 
@@ -491,7 +555,7 @@ murder_workers(cn_master *m)
             }
             continue;
         }
-        int64_t beat = (int64_t)cn_heartbeat_read(m->hb.buf, i);
+        int64_t beat = (int64_t)(cn_heartbeat_read(m->hb.buf, i) & ~CN_HB_UNBOOTED);
         if (now - beat <= m->timeout_ms) {
             continue;
         }
@@ -510,7 +574,7 @@ manage_workers(cn_master *m)
     int active = 0;
 
     for (int i = 0; i < m->nslots; i++) {
-        if (m->w[i].pid != 0 && !m->w[i].retiring) {
+        if (m->w[i].pid != 0 && !m->w[i].retiring && !m->w[i].old) {
             active++;
         }
     }
@@ -533,7 +597,7 @@ manage_workers(cn_master *m)
         int oldest = -1;
         for (int i = 0; i < m->nslots; i++) {
             cn_mworker *w = &m->w[i];
-            if (w->pid != 0 && !w->retiring
+            if (w->pid != 0 && !w->retiring && !w->old
                 && (oldest < 0 || w->age < m->w[oldest].age)) {
                 oldest = i;
             }
@@ -544,6 +608,61 @@ manage_workers(cn_master *m)
         m->w[oldest].retiring = 1;
         kill_worker(m, oldest, SIGTERM);
         active--;
+    }
+}
+
+/* Change the target worker count and tell hooks.nworkers_changed(new, old)
+ * (gunicorn's num_workers setter).  CN_GIL. */
+static void
+set_num_workers(cn_master *m, int n)
+{
+    int old = m->num_workers;
+
+    m->num_workers = n;
+    if (n != old) {
+        cn_master_hook(m, "nworkers_changed", "(ii)", n, old);
+    }
+}
+
+/* After HUP: once every worker of the new generation is accepting (its
+ * heartbeat lost the UNBOOTED bit) or CN_HUP_MAX_WAIT_MS passed, send the
+ * old generation SIGTERM.  Until then both generations accept, so no
+ * connection waits in the backlog for a worker that is still importing the
+ * app.  CN_GIL. */
+static void
+retire_old_generation(cn_master *m)
+{
+    int waiting = 0, booted = 0, old = 0;
+
+    if (m->hup_deadline == 0) {
+        return;
+    }
+    for (int i = 0; i < m->nslots; i++) {
+        cn_mworker *w = &m->w[i];
+        if (w->pid == 0 || w->retiring) {
+            continue;
+        }
+        if (w->old) {
+            old++;
+        }
+        else if (cn_heartbeat_read(m->hb.buf, i) & CN_HB_UNBOOTED) {
+            waiting++;
+        }
+        else {
+            booted++;
+        }
+    }
+    (void)waiting;
+    if (old > 0 && booted < m->num_workers && now_ms() < m->hup_deadline) {
+        return;
+    }
+    m->hup_deadline = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        cn_mworker *w = &m->w[i];
+        if (w->pid != 0 && w->old && !w->retiring) {
+            w->retiring = 1;
+            kill_worker(m, i, SIGTERM);
+        }
     }
 }
 
@@ -558,6 +677,13 @@ begin_stop(cn_master *m, int graceful)
 
     if (m->stop == CN_STOP_QUICK || (graceful && m->stop == CN_STOP_GRACEFUL)) {
         return;
+    }
+    if (m->stop == CN_RUNNING) {
+        /* gunicorn's stop() closes the listeners first; a unix socket file
+         * stays when a USR2 master (parent or child) still serves on it. */
+        int unlink = m->reexec_pid == 0 && m->parent_master == 0;
+        m->hup_deadline = 0;
+        cn_master_hook(m, "stopping", "(O)", unlink ? Py_True : Py_False);
     }
     if (graceful) {
         m->stop = CN_STOP_GRACEFUL;
@@ -614,6 +740,13 @@ next_wait_ms(cn_master *m)
         }
     }
     else {
+        if (m->hup_deadline != 0) {
+            /* old generation waiting: look at the new one's boot often */
+            int64_t t = now + 20;
+            if (t < wake) {
+                wake = t;
+            }
+        }
         for (int i = 0; i < m->nslots; i++) {
             cn_mworker *w = &m->w[i];
             int64_t t;
@@ -624,7 +757,8 @@ next_wait_ms(cn_master *m)
                 t = w->abort_ms + CN_ABORT_GRACE_MS;
             }
             else if (m->timeout_ms > 0) {
-                t = (int64_t)cn_heartbeat_read(m->hb.buf, i) + m->timeout_ms + 1;
+                t = (int64_t)(cn_heartbeat_read(m->hb.buf, i) & ~CN_HB_UNBOOTED)
+                    + m->timeout_ms + 1;
             }
             else {
                 continue;
@@ -666,23 +800,72 @@ handle_quick(cn_master *m)
     begin_stop(m, 0);
 }
 
-/* HUP: start a new generation of workers, then retire the old ones with
- * SIGTERM (manage_workers retires the oldest first).  Issue 3 re-reads the
- * configuration through a Python callback before spawning. */
+static const char *
+master_name(const cn_master *m)
+{
+    return m->parent_master != 0 ? "Master.2" : "Master";
+}
+
+/* Store hooks.reload()'s (workers, timeout, graceful_timeout).  0, or -1 when
+ * the result is malformed (logged; nothing changed).  CN_GIL. */
+static int
+apply_reload(cn_master *m, PyObject *res)
+{
+    int workers;
+    double timeout, graceful;
+    int64_t t_ms, g_ms;
+
+    if (!PyArg_ParseTuple(res, "idd;reload() must return (workers, timeout, "
+                          "graceful_timeout)", &workers, &timeout, &graceful)
+        || seconds_to_ms(timeout, &t_ms, "timeout") < 0
+        || seconds_to_ms(graceful, &g_ms, "graceful_timeout") < 0) {
+        PyErr_WriteUnraisable(m->hooks);
+        cn_master_log(m, "error", "Reload ignored: bad settings from reload()");
+        return -1;
+    }
+    if (workers < 0) {
+        workers = 0;
+    }
+    if (workers > m->nslots / 2) {
+        cn_master_log(m, "warning",
+                      "%d workers asked on reload; %d is the limit of the "
+                      "heartbeat table during a reload", workers, m->nslots / 2);
+        workers = m->nslots / 2;
+    }
+    m->timeout_ms = t_ms;
+    m->graceful_ms = g_ms;
+    set_num_workers(m, workers);
+    return 0;
+}
+
+/* HUP (gunicorn's reload): hooks.reload() re-reads the configuration, reopens
+ * the logs and runs on_reload; then a new generation of workers starts, and
+ * the old one gets SIGTERM once the new one accepts (retire_old_generation):
+ * no moment without an accepting worker, no request cut.  A reload that fails
+ * keeps the running configuration but still renews the workers. */
 static void
 handle_hup(cn_master *m)
 {
     if (m->stop != CN_RUNNING) {
         return;
     }
-    cn_master_log(m, "info", "Hang up: Master");
+    cn_master_log(m, "info", "Hang up: %s", master_name(m));
+    PyObject *res = cn_master_call(m, "reload", "()");
+    if (res != NULL) {
+        apply_reload(m, res);
+        Py_DECREF(res);
+    }
     m->generation++;
-    for (int i = 0; i < m->num_workers; i++) {
-        if (spawn_worker(m) < 0) {
-            break;
+    for (int i = 0; i < m->nslots; i++) {
+        cn_mworker *w = &m->w[i];
+        if (w->pid != 0 && !w->retiring) {
+            w->old = 1;
         }
     }
+    m->hup_deadline = now_ms() + (m->timeout_ms > 0 && m->timeout_ms < CN_HUP_MAX_WAIT_MS
+                                  ? m->timeout_ms : CN_HUP_MAX_WAIT_MS);
     manage_workers(m);
+    retire_old_generation(m);
 }
 
 static void
@@ -691,13 +874,13 @@ handle_ttin(cn_master *m)
     if (m->stop != CN_RUNNING) {
         return;
     }
-    if (m->num_workers >= m->nslots) {
+    if (m->num_workers >= m->nslots / 2) {
         cn_master_log(m, "warning",
                       "TTIN ignored: %d workers is the limit of the heartbeat "
-                      "table", m->nslots);
+                      "table", m->nslots / 2);
         return;
     }
-    m->num_workers++;
+    set_num_workers(m, m->num_workers + 1);
     manage_workers(m);
 }
 
@@ -707,31 +890,103 @@ handle_ttou(cn_master *m)
     if (m->stop != CN_RUNNING || m->num_workers <= 1) {
         return;
     }
-    m->num_workers--;
+    set_num_workers(m, m->num_workers - 1);
     manage_workers(m);
 }
 
-/* USR1: gunicorn reopens the master's log files (issue 3: a Python callback)
- * and forwards the signal to every worker. */
+/* USR1: reopen the master's log files (hooks.reopen_logs) and forward the
+ * signal to every worker, which reopens its own. */
 static void
 handle_usr1(cn_master *m)
 {
+    cn_master_hook(m, "reopen_logs", "()");
     kill_workers(m, SIGUSR1);
 }
 
-/* USR2: binary upgrade, issue 3. */
+/* USR2: binary upgrade.  Fork; the child calls hooks.reexec(), which runs
+ * pre_exec and execs the same command with the listening sockets inherited
+ * (GUNICORN_FD / LISTEN_FDS) and GUNICORN_PID set; the new master writes
+ * <pidfile>.2 and promotes itself when this one exits.  Refused while a
+ * child exists or when this master is itself such a child, as gunicorn.
+ * Workers keep serving throughout. */
 static void
 handle_usr2(cn_master *m)
 {
-    cn_master_log(m, "warning",
-                  "USR2 signal ignored: binary upgrade is not supported yet");
+    sigset_t oldmask;
+    pid_t pid;
+    int saved_errno;
+
+    if (m->stop != CN_RUNNING) {
+        return;
+    }
+    if (m->reexec_pid != 0) {
+        cn_master_log(m, "warning", "USR2 signal ignored. Child exists.");
+        return;
+    }
+    if (m->parent_master != 0) {
+        cn_master_log(m, "warning", "USR2 signal ignored. Parent exists.");
+        return;
+    }
+    if (m->hooks == NULL || m->hooks == Py_None) {
+        cn_master_log(m, "warning", "USR2 signal ignored: no reexec callback");
+        return;
+    }
+    cn_sigq_block(&m->sigq, &oldmask);
+    PyOS_BeforeFork();
+    pid = fork();
+    saved_errno = errno;
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        cn_sigq_child_reset(&m->sigq);
+        cn_sigq_setmask(&oldmask);
+        cn_master_hook(m, "reexec", "()"); /* execs; returns only on failure */
+        flush_std_streams();
+        _exit(1);
+    }
+    PyOS_AfterFork_Parent();
+    cn_sigq_setmask(&oldmask);
+    if (pid < 0) {
+        cn_master_log(m, "error", "Unable to fork the new master: %s",
+                      strerror(saved_errno));
+        return;
+    }
+    m->reexec_pid = pid;
 }
 
-/* WINCH: gunicorn stops the workers only when daemonized (issue 3). */
+/* WINCH: when daemonized, stop the workers gracefully and keep none (the step
+ * after USR2: the old master then only waits for QUIT, or HUP to come back). */
 static void
 handle_winch(cn_master *m)
 {
-    cn_master_log(m, "debug", "SIGWINCH ignored. Not daemonized");
+    if (!m->daemon) {
+        cn_master_log(m, "debug", "SIGWINCH ignored. Not daemonized");
+        return;
+    }
+    if (m->stop != CN_RUNNING) {
+        return;
+    }
+    cn_master_log(m, "info", "graceful stop of workers");
+    set_num_workers(m, 0);
+    m->hup_deadline = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        if (m->w[i].pid != 0) {
+            m->w[i].retiring = 1;
+            kill_worker(m, i, SIGTERM);
+        }
+    }
+}
+
+/* gunicorn's maybe_promote_master: the USR2 child becomes the master once the
+ * old master is gone (we were reparented).  CN_GIL. */
+static void
+maybe_promote(cn_master *m)
+{
+    if (m->parent_master == 0 || getppid() == m->parent_master) {
+        return;
+    }
+    cn_master_log(m, "info", "Master has been promoted.");
+    m->parent_master = 0;
+    cn_master_hook(m, "promoted", "()");
 }
 
 static const struct {
@@ -814,6 +1069,7 @@ master_loop(cn_master *m)
             dispatch_signal(m, sigs[i]);
         }
         reap_workers(m);
+        maybe_promote(m);
         if (m->stop != CN_RUNNING) {
             if (stop_progress(m)) {
                 break;
@@ -822,17 +1078,14 @@ master_loop(cn_master *m)
         }
         murder_workers(m);
         manage_workers(m);
+        retire_old_generation(m);
         if (PyErr_Occurred()) {
             /* Nothing above should leave one; never let it escape. */
             PyErr_WriteUnraisable(NULL);
         }
     }
-    if (m->exit_code == 0) {
-        cn_master_log(m, "info", "Shutting down: Master");
-    }
-    else {
-        cn_master_log(m, "error", "Shutting down: Master");
-    }
+    cn_master_log(m, m->exit_code == 0 ? "info" : "error", "Shutting down: %s",
+                  master_name(m));
     if (m->reason != NULL) {
         cn_master_log(m, m->exit_code == 0 ? "info" : "error", "Reason: %s",
                       m->reason);
@@ -880,8 +1133,12 @@ PyObject *
 cn_run_master(PyObject *module, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"heartbeats", "workers", "timeout",
-                             "graceful_timeout", "spawn", "log", NULL};
+                             "graceful_timeout", "spawn", "log", "hooks",
+                             "daemon", "parent_master", NULL};
     PyObject *heartbeats;
+    PyObject *hooks = Py_None;
+    int daemon = 0;
+    long parent_master = 0;
     int workers = -1;
     double timeout = -1.0, graceful = -1.0;
     PyObject *timeout_o = NULL, *graceful_o = NULL;
@@ -892,9 +1149,10 @@ cn_run_master(PyObject *module, PyObject *args, PyObject *kwargs)
                                  SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
 
     (void)module;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$iOOOO:run_master",
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$iOOOOOpl:run_master",
                                      kwlist, &heartbeats, &workers, &timeout_o,
-                                     &graceful_o, &spawn, &log)) {
+                                     &graceful_o, &spawn, &log, &hooks, &daemon,
+                                     &parent_master)) {
         return NULL;
     }
     if (workers < 0 || timeout_o == NULL || graceful_o == NULL
@@ -939,7 +1197,7 @@ cn_run_master(PyObject *module, PyObject *args, PyObject *kwargs)
     m.hb_held = 1;
     m.nslots = (int)(m.hb.len / CN_HEARTBEAT_SLOT_SIZE > INT32_MAX / 2
                      ? INT32_MAX / 2 : m.hb.len / CN_HEARTBEAT_SLOT_SIZE);
-    if (m.nslots < 1 || workers > m.nslots) {
+    if (m.nslots < 2 || workers > m.nslots / 2) {
         PyErr_Format(PyExc_ValueError,
                      "heartbeats holds %d slot(s) of %d bytes: not enough for "
                      "%d worker(s)", m.nslots, CN_HEARTBEAT_SLOT_SIZE, workers);
@@ -953,6 +1211,9 @@ cn_run_master(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     m.spawn = Py_NewRef(spawn);
     m.log = Py_NewRef(log);
+    m.hooks = hooks == Py_None ? NULL : Py_NewRef(hooks);
+    m.daemon = daemon;
+    m.parent_master = (pid_t)(parent_master > 0 ? parent_master : 0);
     m.num_workers = workers;
     m.pid = getpid();
 

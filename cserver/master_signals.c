@@ -133,10 +133,16 @@ cn_sigq_child_reset(cn_sigq *q)
     struct sigaction dfl;
 
     memset(&dfl, 0, sizeof(dfl));
-    dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     for (i = 0; i < q->nsigs; i++) {
-        sigaction(q->signos[i], &dfl, NULL);
+        int s = q->signos[i];
+        /* Until the child installs its own handlers, the master's broadcast
+         * signals (USR1 reopen, ...) must not kill it by their default
+         * action; TERM, QUIT, INT, CHLD keep theirs. */
+        dfl.sa_handler = (s == SIGUSR1 || s == SIGUSR2 || s == SIGHUP
+                          || s == SIGWINCH || s == SIGTTIN || s == SIGTTOU)
+                         ? SIG_IGN : SIG_DFL;
+        sigaction(s, &dfl, NULL);
     }
     sigaction(SIGPIPE, &q->saved_pipe, NULL);
     q->nsigs = 0;

@@ -38,7 +38,8 @@ int cn_sigq_open(cn_sigq *q, const int *signos, int n);
 void cn_sigq_close(cn_sigq *q);
 
 /* In a freshly forked child (signals still blocked): set the queued signals to
- * SIG_DFL, put SIGPIPE back as it was before open (Python ignores it), close
+ * SIG_DFL (USR1, USR2, HUP, WINCH, TTIN, TTOU to SIG_IGN: a worker still
+ * booting must survive the master's broadcasts), put SIGPIPE back as it was before open (Python ignores it), close
  * the pipe and forget it, so that the child never writes into the master's
  * queue. */
 void cn_sigq_child_reset(cn_sigq *q);

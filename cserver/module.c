@@ -112,6 +112,12 @@ static PyMethodDef cn_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "Run the pre-fork master loop."},
     {"run_worker", (PyCFunction)(void (*)(void))cn_run_worker,
      METH_VARARGS | METH_KEYWORDS, "Run the sync worker loop."},
+    {"run_worker_gthread", (PyCFunction)(void (*)(void))cn_run_worker_gthread,
+     METH_VARARGS | METH_KEYWORDS, "Run the gthread worker (event loop + thread pool)."},
+#ifdef CN_HAVE_GREENLET
+    {"run_worker_gevent", (PyCFunction)(void (*)(void))cn_run_worker_gevent,
+     METH_VARARGS | METH_KEYWORDS, "Run the gevent worker (greenlets on gevent's hub)."},
+#endif
     {"parse_requests", (PyCFunction)(void (*)(void))cn_parse_requests,
      METH_VARARGS | METH_KEYWORDS, "Test entry: parse raw requests."},
     {NULL, NULL, 0, NULL},

@@ -11,6 +11,8 @@ int cn_response_add_type(PyObject *module, cn_state *st);    /* response.c */
 int cn_filewrapper_add_type(PyObject *module, cn_state *st); /* filewrap.c */
 
 PyObject *cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs);
+PyObject *cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs); /* worker_gthread.c */
+PyObject *cn_run_worker_gevent(PyObject *module, PyObject *args, PyObject *kwargs); /* worker_gevent.c, with CN_HAVE_GREENLET */
 PyObject *cn_parse_requests(PyObject *module, PyObject *args, PyObject *kwargs);
 
 #endif

@@ -33,7 +33,8 @@ typedef struct cn_worker {
     PyObject *error_log;       /* strong or NULL */
     cn_listener *listeners;
     int nlisteners;
-    void *heartbeats;          /* shared table or NULL */
+    void *heartbeats;          /* shared table or NULL (inside hb) */
+    Py_buffer hb;              /* the heartbeat table's buffer, or hb.obj NULL */
     int slot;
     int timeout_ms;            /* worker timeout; also the I/O wait limit */
     int graceful_timeout_ms;
@@ -81,6 +82,15 @@ int cn_worker_stopping(void);
 /* Install the worker's signal handlers (worker_common.c).  0 or -1 with
  * OSError set.  Call once in the worker process, main thread. */
 int cn_worker_install_signals(void);
+
+/* Fill a zeroed `w` from run_worker's arguments (args = (app, listeners,
+ * base_environ), kwargs = the keywords of _cserver.run_worker).  0, or -1
+ * with an exception set; either way release `w` with cn_worker_clear.
+ * CN_GIL (worker_args.c). */
+int cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObject *kwargs);
+
+/* Drop every reference and buffer cn_worker_init_from_args took.  CN_GIL. */
+void cn_worker_clear(cn_worker *w);
 
 /* Mark whether the app is running (a QUIT then exits at once). */
 void cn_worker_set_in_app(int in_app);

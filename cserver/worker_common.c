@@ -6,6 +6,14 @@
  *             _exit(0) from the handler (the app cannot be interrupted else);
  *   ABRT      sent by the master on timeout: _exit(1);
  *   USR1      reopen logs (flag);
+ * Hooks: when Python has its own handler for QUIT/INT, ABRT or USR1 at
+ * install time (cunicorn.arbiter sets one for USR1 always, for QUIT/INT with
+ * a worker_int hook, for ABRT with a worker_abort hook), the C handler hands
+ * the signal to it with PyErr_SetInterruptEx (async-signal-safe) instead of
+ * _exit: the Python handler runs at the next bytecode or PyErr_CheckSignals
+ * (the worker loops call it once per iteration), runs the hook and leaves
+ * with os._exit.  An app stuck in C code without the GIL does not get there:
+ * the master's SIGKILL follows a second after its SIGABRT.
  *   PIPE      ignored: a vanished client is an EPIPE from writev. */
 #include "worker.h"
 
@@ -19,6 +27,10 @@ static volatile sig_atomic_t cn_sig_stop;
 static volatile sig_atomic_t cn_sig_quit;
 static volatile sig_atomic_t cn_sig_in_app;
 static volatile sig_atomic_t cn_sig_reopen;
+/* Python has a handler of its own for these (set at install time). */
+static volatile sig_atomic_t cn_sig_py_quit;
+static volatile sig_atomic_t cn_sig_py_abrt;
+static volatile sig_atomic_t cn_sig_py_usr1;
 
 int
 cn_worker_quitting(void)
@@ -42,25 +54,55 @@ on_signal(int signo)
     case SIGQUIT:
     case SIGINT:
         cn_sig_quit = 1;
-        if (cn_sig_in_app) {
+        if (cn_sig_py_quit) {
+            PyErr_SetInterruptEx(signo);
+        }
+        else if (cn_sig_in_app) {
             _exit(0);
         }
         break;
     case SIGABRT:
-        _exit(1);
+        if (!cn_sig_py_abrt) {
+            _exit(1);
+        }
+        PyErr_SetInterruptEx(signo);
+        break;
     case SIGUSR1:
         cn_sig_reopen = 1;
+        if (cn_sig_py_usr1) {
+            PyErr_SetInterruptEx(signo);
+        }
         break;
     default:
         break;
     }
 }
 
+/* 1 when Python's signal module has a Python function as the handler of
+ * `signo` (not SIG_DFL, SIG_IGN or default_int_handler), else 0 (errors are
+ * cleared: no handler).  CN_GIL. */
+static int
+python_handles(int signo)
+{
+    PyObject *mod = PyImport_ImportModule("signal");
+    PyObject *h = mod ? PyObject_CallMethod(mod, "getsignal", "i", signo) : NULL;
+    PyObject *dflt = mod ? PyObject_GetAttrString(mod, "default_int_handler") : NULL;
+    int yes = h != NULL && dflt != NULL && h != dflt && PyCallable_Check(h);
+    Py_XDECREF(h);
+    Py_XDECREF(dflt);
+    Py_XDECREF(mod);
+    PyErr_Clear();
+    return yes;
+}
+
 /* Install the worker's handlers (no SA_RESTART: waits see EINTR).  0 or -1
- * with OSError set. */
+ * with OSError set.  CN_GIL. */
 int
 cn_worker_install_signals(void)
 {
+    cn_sig_py_quit = python_handles(SIGQUIT);
+    cn_sig_py_abrt = python_handles(SIGABRT);
+    cn_sig_py_usr1 = python_handles(SIGUSR1);
     static const int handled[] = {SIGTERM, SIGQUIT, SIGINT, SIGABRT, SIGUSR1};
     static const int ignored[] = {SIGPIPE, SIGHUP, SIGWINCH, SIGTTIN, SIGTTOU, SIGUSR2};
     struct sigaction sa;

@@ -77,247 +77,19 @@ accept_one(cn_worker *w, cn_conn *c, struct pollfd *pfds)
     return 0;
 }
 
-static void
-worker_clear(cn_worker *w)
-{
-    for (int i = 0; i < w->nlisteners; i++) {
-        Py_XDECREF(w->listeners[i].server_name);
-        Py_XDECREF(w->listeners[i].server_port);
-    }
-    PyMem_Free(w->listeners);
-    w->listeners = NULL;
-    cn_environ_clear_cache(w);
-    Py_CLEAR(w->app);
-    Py_CLEAR(w->base_environ);
-    Py_CLEAR(w->access_log);
-    Py_CLEAR(w->error_log);
-    Py_CLEAR(w->proxy_allow);
-    Py_CLEAR(w->forwarded_allow);
-}
-
-/* Parse `listeners`: a list of (fd, SERVER_NAME, SERVER_PORT).  0 or -1. */
-static int
-parse_listeners(cn_worker *w, PyObject *listeners)
-{
-    PyObject *seq = PySequence_Fast(listeners, "listeners must be a sequence");
-    if (seq == NULL) {
-        return -1;
-    }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    if (n < 1) {
-        Py_DECREF(seq);
-        PyErr_SetString(PyExc_ValueError, "at least one listener is needed");
-        return -1;
-    }
-    w->listeners = PyMem_Calloc((size_t)n, sizeof(cn_listener));
-    if (w->listeners == NULL) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int fd;
-        PyObject *name, *port;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iUU;listener must be (fd, name, port)",
-                              &fd, &name, &port)) {
-            Py_DECREF(seq);
-            return -1;
-        }
-        w->listeners[i].fd = fd;
-        w->listeners[i].server_name = Py_NewRef(name);
-        w->listeners[i].server_port = Py_NewRef(port);
-        w->nlisteners = (int)i + 1;
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-/* An allow list of peer addresses: a list of str or a comma-separated str;
- * "*" anywhere (or None) means everyone (*out = NULL), else a frozenset. */
-static int
-parse_allow(PyObject *value, PyObject **out)
-{
-    *out = NULL;
-    if (value == Py_None) {
-        return 0;
-    }
-    PyObject *items;
-    if (PyUnicode_Check(value)) {
-        items = PyUnicode_Split(value, PyUnicode_FromString(","), -1);
-    }
-    else {
-        items = PySequence_List(value);
-    }
-    if (items == NULL) {
-        return -1;
-    }
-    PyObject *set = PyFrozenSet_New(NULL);
-    for (Py_ssize_t i = 0; set != NULL && i < PyList_GET_SIZE(items); i++) {
-        PyObject *ip = PyObject_CallMethod(PyList_GET_ITEM(items, i), "strip", NULL);
-        if (ip == NULL) {
-            Py_CLEAR(set);
-            break;
-        }
-        if (PyUnicode_CompareWithASCIIString(ip, "*") == 0) {
-            Py_DECREF(ip);
-            Py_CLEAR(set);
-            Py_DECREF(items);
-            return 0;
-        }
-        if (PySet_Add(set, ip) < 0) {
-            Py_CLEAR(set);
-        }
-        Py_DECREF(ip);
-    }
-    Py_DECREF(items);
-    if (set == NULL) {
-        return -1;
-    }
-    *out = set;
-    return 0;
-}
-
-/* secure_scheme_headers: {"X-FORWARDED-PROTO": "https", ...}. */
-static int
-parse_secure(cn_worker *w, PyObject *d)
-{
-    w->nsecure = 0;
-    if (d == Py_None) {
-        return 0;
-    }
-    if (!PyDict_Check(d)) {
-        PyErr_SetString(PyExc_TypeError, "secure_scheme_headers must be a dict");
-        return -1;
-    }
-    PyObject *k, *v;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(d, &pos, &k, &v)) {
-        const char *name = PyUnicode_AsUTF8(k);
-        const char *value = name ? PyUnicode_AsUTF8(v) : NULL;
-        if (value == NULL) {
-            return -1;
-        }
-        if (w->nsecure == 8 || strlen(name) >= 64 || strlen(value) >= 64) {
-            PyErr_SetString(PyExc_ValueError, "secure_scheme_headers: at most 8 short entries");
-            return -1;
-        }
-        snprintf(w->secure_name[w->nsecure], 64, "%s", name);
-        snprintf(w->secure_value[w->nsecure], 64, "%s", value);
-        w->nsecure++;
-    }
-    return 0;
-}
-
-static int
-seconds_to_ms(double s)
-{
-    if (s <= 0) {
-        return 0;
-    }
-    if (s > 86400.0 * 24) {
-        s = 86400.0 * 24;
-    }
-    return (int)(s * 1000.0);
-}
-
 PyObject *
 cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = {
-        "app", "listeners", "base_environ", "heartbeats", "slot", "timeout",
-        "graceful_timeout", "keepalive", "max_requests", "limit_request_line",
-        "limit_request_fields", "limit_request_field_size", "access_log",
-        "error_log", "header_map", "permit_unconventional_http_method",
-        "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces",
-        "proxy_protocol", "proxy_allow_ips", "forwarded_allow_ips", "secure_scheme_headers",
-        NULL,
-    };
-    PyObject *app, *listeners, *base, *heartbeats = Py_None;
-    PyObject *access_log = Py_None, *error_log = Py_None;
-    int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0, proxy = 0;
-    PyObject *proxy_allow = Py_None, *forwarded_allow = Py_None, *secure = Py_None;
-    double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
-    long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
-    const char *header_map = "drop";
-
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOO", kwlist, &app,
-                                     &listeners, &PyDict_Type, &base, &heartbeats, &slot,
-                                     &timeout, &graceful, &keepalive, &max_requests, &line,
-                                     &fields, &field_size, &access_log, &error_log,
-                                     &header_map, &permit_method, &casefold, &fold, &strip,
-                                     &proxy, &proxy_allow, &forwarded_allow, &secure)) {
-        return NULL;
-    }
-    if (!PyCallable_Check(app)) {
-        PyErr_SetString(PyExc_TypeError, "app must be callable");
-        return NULL;
-    }
-
     cn_worker *w = PyMem_Calloc(1, sizeof(cn_worker));
     cn_conn *c = PyMem_Calloc(1, sizeof(cn_conn));
     struct pollfd *pfds = NULL;
-    Py_buffer hb = {0};
     PyObject *ret = NULL;
     if (w == NULL || c == NULL) {
         PyErr_NoMemory();
         goto done;
     }
     c->fd = -1;
-    w->st = cn_get_state(module);
-    w->app = Py_NewRef(app);
-    w->base_environ = Py_NewRef(base);
-    w->access_log = Py_NewRef(access_log);
-    w->error_log = Py_NewRef(error_log);
-    if (parse_listeners(w, listeners) < 0) {
-        goto done;
-    }
-    if (heartbeats != Py_None) {
-        if (PyObject_GetBuffer(heartbeats, &hb, PyBUF_WRITABLE) < 0) {
-            goto done;
-        }
-        if (slot >= 0 && (size_t)(slot + 1) * CN_HEARTBEAT_SLOT_SIZE > (size_t)hb.len) {
-            PyErr_SetString(PyExc_ValueError, "heartbeat slot out of range");
-            goto done;
-        }
-        w->heartbeats = hb.buf;
-        w->slot = slot;
-    }
-    else {
-        w->slot = -1;
-    }
-    w->timeout_ms = seconds_to_ms(timeout);
-    if (w->timeout_ms == 0) {
-        w->timeout_ms = 24 * 3600 * 1000;
-    }
-    w->graceful_timeout_ms = seconds_to_ms(graceful);
-    w->keepalive_ms = seconds_to_ms(keepalive);
-    /* A head must arrive promptly: a silent client must not hold a sync
-     * worker for the whole timeout (a gunicorn bug we do not copy). */
-    w->head_timeout_ms = w->timeout_ms < 5000 ? w->timeout_ms : 5000;
-    w->max_requests = max_requests;
-    cn_limits_init(&w->limits, line, fields, field_size);
-    if (strcmp(header_map, "drop") == 0) {
-        w->limits.header_map = CN_HEADER_MAP_DROP;
-    }
-    else if (strcmp(header_map, "refuse") == 0) {
-        w->limits.header_map = CN_HEADER_MAP_REFUSE;
-    }
-    else if (strcmp(header_map, "dangerous") == 0) {
-        w->limits.header_map = CN_HEADER_MAP_DANGEROUS;
-    }
-    else {
-        PyErr_Format(PyExc_ValueError, "header_map must be drop, refuse or dangerous, not %s",
-                     header_map);
-        goto done;
-    }
-    w->limits.permit_unconventional_method = permit_method;
-    w->limits.casefold_method = casefold;
-    w->limits.permit_obsolete_folding = fold;
-    w->limits.strip_header_spaces = strip;
-    w->limits.proxy_protocol = proxy;
-    if (parse_allow(proxy_allow, &w->proxy_allow) < 0
-        || parse_allow(forwarded_allow, &w->forwarded_allow) < 0
-        || parse_secure(w, secure) < 0) {
+    if (cn_worker_init_from_args(w, module, args, kwargs) < 0) {
         goto done;
     }
 
@@ -339,6 +111,11 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
     c->w = w;
     while (!cn_worker_stopping()) {
         cn_heartbeat_beat(w->heartbeats, w->slot);
+        /* Python handlers (USR1 reopen, worker_int/worker_abort hooks: see
+         * worker_common.c) run here between connections. */
+        if (PyErr_CheckSignals() < 0) {
+            PyErr_WriteUnraisable(NULL);
+        }
         if (getppid() != ppid) {
             cn_worker_log(w, "info", "Parent changed, shutting down", 0);
             break;
@@ -364,12 +141,9 @@ done:
         cn_conn_free_buffers(c);
         PyMem_Free(c);
     }
-    if (hb.obj != NULL) {
-        PyBuffer_Release(&hb);
-    }
     PyMem_Free(pfds);
     if (w != NULL) {
-        worker_clear(w);
+        cn_worker_clear(w);
         PyMem_Free(w);
     }
     return ret;

@@ -19,36 +19,14 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable
 
-from cunicorn.config import REGISTRY, Config, default_config_file
+from cunicorn.config import DROPPED_SETTINGS, REGISTRY, Config, default_config_file
 from cunicorn.errors import AppImportError, ConfigError
 
-# gunicorn settings that cunicorn does not implement yet: a config file that sets
-# one gets a warning naming it instead of silence.
-GUNICORN_ONLY_SETTINGS = frozenset(
-    """
-    worker_connections reload reload_engine reload_extra_files spew check_config
-    print_config sendfile reuse_port daemon raw_env pidfile worker_tmp_dir user
-    group umask initgroups tmp_upload_dir secure_scheme_headers
-    forwarded_allow_ips disable_redirect_access_to_syslog capture_output
-    logger_class logconfig logconfig_dict logconfig_json syslog_addr syslog
-    syslog_prefix syslog_facility enable_stdio_inheritance statsd_host
-    dogstatsd_tags statsd_prefix enable_backlog_metric proc_name
-    default_proc_name paste on_starting on_reload when_ready pre_fork post_fork
-    post_worker_init worker_int worker_abort pre_exec pre_request post_request
-    child_exit worker_exit nworkers_changed on_exit ssl_context proxy_protocol
-    proxy_allow_ips protocol uwsgi_allow_ips keyfile certfile ssl_version
-    cert_reqs ca_certs suppress_ragged_eofs do_handshake_on_connect ciphers
-    http_protocols http2_cleartext http2_max_concurrent_streams
-    http2_initial_window_size http2_max_frame_size http2_max_header_list_size
-    raw_paste_global_conf permit_obsolete_folding strip_header_spaces
-    permit_unconventional_http_method permit_unconventional_http_version
-    casefold_http_method forwarder_headers header_map asgi_loop asgi_lifespan
-    asgi_disconnect_grace_period websocket_max_message_size http_parser
-    root_path dirty_apps dirty_workers dirty_timeout dirty_threads
-    dirty_graceful_timeout on_dirty_starting dirty_post_fork dirty_worker_init
-    dirty_worker_exit control_socket control_socket_mode control_socket_disable
-    """.split()
-)
+
+def warn(message: str) -> None:
+    """A configuration warning on stderr (logging is not set up yet)."""
+    print(f"Warning: {message}", file=sys.stderr)
+    sys.stderr.flush()
 
 
 def _called_with_wrong_args(f: Any) -> bool:
@@ -161,6 +139,9 @@ class Application:
         try:
             self.load_config()
             self.cfg.validate()
+            for line in self.cfg.warnings():
+                warn(line)
+            self.cfg.env  # noqa: B018 (a raw_env entry without "=" is exit 1)
         except Exception as e:  # as gunicorn: any config failure is exit 1
             print(f"\nError: {e}", file=sys.stderr)
             sys.stderr.flush()
@@ -252,11 +233,10 @@ class Application:
 
         for k, v in values.items():
             if k not in REGISTRY:
-                if k in GUNICORN_ONLY_SETTINGS:
-                    print(
-                        f"Warning: setting {k!r} is not supported by cunicorn "
-                        "yet; ignored",
-                        file=sys.stderr,
+                if k in DROPPED_SETTINGS:
+                    warn(
+                        f"setting {k!r} is not a setting any more "
+                        f"({DROPPED_SETTINGS[k]}); ignored"
                     )
                 continue
             try:

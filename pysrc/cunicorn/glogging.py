@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
+import json
 import logging
+import logging.config
+import logging.handlers
 import os
+import socket
 import sys
 import threading
 import time
@@ -30,6 +35,149 @@ LOG_LEVELS = {
 ERROR_FMT = r"%(asctime)s [%(process)d] [%(levelname)s] %(message)s"
 DATEFMT = r"[%Y-%m-%d %H:%M:%S %z]"
 ACCESS_FMT = "%(message)s"
+SYSLOG_FMT = "[%(process)d] %(message)s"
+
+# gunicorn.glogging.CONFIG_DEFAULTS: what logconfig_dict / logconfig_json are
+# merged over.
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {
+            "level": "INFO",
+            "handlers": ["error_console"],
+            "propagate": True,
+            "qualname": "gunicorn.error",
+        },
+        "gunicorn.access": {
+            "level": "INFO",
+            "handlers": ["console"],
+            "propagate": True,
+            "qualname": "gunicorn.access",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stdout",
+        },
+        "error_console": {
+            "class": "logging.StreamHandler",
+            "formatter": "generic",
+            "stream": "ext://sys.stderr",
+        },
+    },
+    "formatters": {
+        "generic": {
+            "format": ERROR_FMT,
+            "datefmt": DATEFMT,
+            "class": "logging.Formatter",
+        }
+    },
+}
+
+# How often a failing log handler (full disk, closed pipe) is reported.
+HANDLER_ERROR_INTERVAL = 60.0
+
+
+def merge_logconfig(user: Mapping[str, Any]) -> dict[str, Any]:
+    """CONFIG_DEFAULTS with ``user`` merged over it section by section:
+    formatters, handlers, filters and loggers are merged by name, ``root`` is
+    the user's when given, other keys are the user's.  (gunicorn replaces whole
+    sections, so a dictionary with its own handlers and no root logger fails
+    with "Unable to configure root logger", gunicorn issue #2250.)"""
+    config = copy.deepcopy(CONFIG_DEFAULTS)
+    for key, value in user.items():
+        if key in ("formatters", "handlers", "filters", "loggers") and isinstance(
+            value, Mapping
+        ):
+            config.setdefault(key, {}).update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def parse_syslog_address(addr: str) -> tuple[Any, Any]:
+    """(socket type, address) for SysLogHandler from ``unix://PATH#TYPE``,
+    ``udp://HOST:PORT`` or ``tcp://HOST:PORT``, as gunicorn parses them."""
+    if addr.startswith("unix://"):
+        sock_type = None  # SysLogHandler tries dgram then stream
+        path, sep, kind = addr.partition("#")
+        if sep and kind == "dgram":
+            sock_type = socket.SOCK_DGRAM
+        elif sep and kind == "stream":
+            sock_type = socket.SOCK_STREAM
+        return sock_type, path[len("unix://") :]
+    if addr.startswith("udp://"):
+        addr, socktype = addr[len("udp://") :], socket.SOCK_DGRAM
+    elif addr.startswith("tcp://"):
+        addr, socktype = addr[len("tcp://") :], socket.SOCK_STREAM
+    else:
+        raise RuntimeError("invalid syslog address")
+    if "[" in addr and "]" in addr:
+        host = addr.split("]")[0][1:].lower()
+    elif ":" in addr:
+        host = addr.split(":")[0].lower()
+    elif addr == "":
+        host = "localhost"
+    else:
+        host = addr.lower()
+    rest = addr.split("]")[-1]
+    port = 514
+    if ":" in rest:
+        text = rest.split(":", 1)[1]
+        if not text.isdigit():
+            raise RuntimeError(f"{text!r} is not a valid port number.")
+        port = int(text)
+    return socktype, (host, port)
+
+
+class _HandlerErrorLimiter:
+    """``handler.handleError`` replacement: a failing write (ENOSPC on a full
+    disk, EPIPE) is reported on stderr at most once per
+    HANDLER_ERROR_INTERVAL per handler, never raised, never per request."""
+
+    def __init__(self, handler: logging.Handler) -> None:
+        self.handler = handler
+        self.last = -HANDLER_ERROR_INTERVAL
+        self.suppressed = 0
+
+    def __call__(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        now = time.monotonic()
+        if now - self.last < HANDLER_ERROR_INTERVAL:
+            self.suppressed += 1
+            return
+        self.last = now
+        name = (
+            getattr(self.handler, "baseFilename", None) or type(self.handler).__name__
+        )
+        extra = (
+            f" ({self.suppressed} more since the last report)"
+            if self.suppressed
+            else ""
+        )
+        self.suppressed = 0
+        try:
+            sys.__stderr__.write(
+                f"[{os.getpid()}] [ERROR] logging to {name} failed: {exc!r}{extra}; "
+                f"further failures are reported once per "
+                f"{int(HANDLER_ERROR_INTERVAL)} s\n"
+            )
+            sys.__stderr__.flush()
+        except Exception:
+            pass
+
+
+def guard_handlers(loggers_: Iterable[logging.Logger]) -> None:
+    """Make every handler of ``loggers_`` report its write failures through a
+    _HandlerErrorLimiter (once a minute) instead of a traceback per record."""
+    for log in loggers_:
+        for h in log.handlers:
+            if not isinstance(getattr(h, "handleError", None), _HandlerErrorLimiter):
+                h.handleError = _HandlerErrorLimiter(h)  # type: ignore[method-assign]
 
 
 def loggers() -> list[logging.Logger]:
@@ -157,10 +305,18 @@ class Logger:
         self.setup(cfg)
 
     def setup(self, cfg: Any) -> None:
+        """Configure gunicorn.error and gunicorn.access from ``cfg`` (again on
+        HUP): errorlog/accesslog, capture_output, syslog, then logconfig_dict,
+        logconfig_json or logconfig.  RuntimeError for an unusable
+        configuration (exit 1 at startup)."""
         self.cfg = cfg
         self.loglevel = LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
         self.error_log.setLevel(self.loglevel)
         self.access_log.setLevel(logging.INFO)
+
+        if cfg.capture_output and cfg.errorlog != "-":
+            self._capture_output(cfg.errorlog)
+
         self._set_handler(
             self.error_log,
             cfg.errorlog,
@@ -172,6 +328,83 @@ class Logger:
             logging.Formatter(self.access_fmt),
             stream=sys.stdout,
         )
+        if cfg.syslog:
+            self._set_syslog_handler(self.error_log, cfg, "error")
+            if not cfg.disable_redirect_access_to_syslog:
+                self._set_syslog_handler(self.access_log, cfg, "access")
+
+        if cfg.logconfig_dict:
+            self._dict_config(merge_logconfig(cfg.logconfig_dict))
+        elif cfg.logconfig_json:
+            try:
+                with open(cfg.logconfig_json) as f:
+                    user = json.load(f)
+            except OSError as e:
+                raise RuntimeError(
+                    f"Error: log config '{cfg.logconfig_json}' not found ({e})"
+                ) from None
+            except json.JSONDecodeError as e:
+                raise RuntimeError(
+                    f"Error: log config '{cfg.logconfig_json}' is not JSON: {e}"
+                ) from None
+            if not isinstance(user, dict):
+                raise RuntimeError(
+                    f"Error: log config '{cfg.logconfig_json}' is not a JSON object"
+                )
+            self._dict_config(merge_logconfig(user))
+        elif cfg.logconfig:
+            if not os.path.exists(cfg.logconfig):
+                raise RuntimeError(f"Error: log config '{cfg.logconfig}' not found")
+            defaults = {
+                "__file__": cfg.logconfig,
+                "here": os.path.dirname(cfg.logconfig),
+            }
+            try:
+                logging.config.fileConfig(
+                    cfg.logconfig, defaults=defaults, disable_existing_loggers=False
+                )
+            except Exception as e:
+                raise RuntimeError(
+                    f"Error: log config '{cfg.logconfig}' is invalid: {e!r}"
+                ) from None
+        guard_handlers([self.error_log, self.access_log, logging.getLogger()])
+
+    @staticmethod
+    def _dict_config(config: dict[str, Any]) -> None:
+        try:
+            logging.config.dictConfig(config)
+        except (AttributeError, ImportError, ValueError, TypeError) as exc:
+            raise RuntimeError(str(exc)) from None
+
+    def _capture_output(self, path: str) -> None:
+        """stdout and stderr (file descriptors 1 and 2) into the error log
+        file, as gunicorn's capture_output."""
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        old = getattr(self, "logfile", None)
+        self.logfile = open(path, "a+")  # noqa: SIM115 (kept open: fds 1 and 2)
+        os.dup2(self.logfile.fileno(), 1)
+        os.dup2(self.logfile.fileno(), 2)
+        if old is not None:
+            old.close()
+
+    def _set_syslog_handler(self, log: logging.Logger, cfg: Any, name: str) -> None:
+        prefix = cfg.syslog_prefix or cfg.proc_name.replace(":", ".")
+        fmt = logging.Formatter(f"gunicorn.{prefix}.{name}: {SYSLOG_FMT}")
+        facility_name = cfg.syslog_facility.lower()
+        facility = logging.handlers.SysLogHandler.facility_names.get(facility_name)
+        if facility is None:
+            raise RuntimeError("unknown facility name")
+        socktype, addr = parse_syslog_address(cfg.syslog_addr)
+        h = logging.handlers.SysLogHandler(
+            address=addr, facility=facility, socktype=socktype
+        )
+        h.setFormatter(fmt)
+        h._gunicorn = True  # type: ignore[attr-defined]
+        log.addHandler(h)
 
     @staticmethod
     def _set_handler(
@@ -180,11 +413,11 @@ class Logger:
         fmt: logging.Formatter,
         stream: Any = None,
     ) -> None:
-        # replace the handler of a previous setup (config reload), keep others
+        # replace the handlers of a previous setup (config reload), keep others
         for h in list(log.handlers):
             if getattr(h, "_gunicorn", False):
                 log.removeHandler(h)
-                if isinstance(h, logging.FileHandler):
+                if isinstance(h, (logging.FileHandler, logging.handlers.SysLogHandler)):
                     h.close()
         if output is None:
             return
@@ -243,7 +476,16 @@ class Logger:
 
     @property
     def access_log_enabled(self) -> bool:
-        return bool(self.cfg.accesslog)
+        """Whether the worker should call ``access`` after each response: an
+        access log can exist (gunicorn's condition in Logger.access)."""
+        cfg = self.cfg
+        return bool(
+            cfg.accesslog
+            or cfg.logconfig
+            or cfg.logconfig_dict
+            or cfg.logconfig_json
+            or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+        )
 
     def now(self) -> str:
         """The date in Common Log Format, computed once per second."""
@@ -330,7 +572,9 @@ class Logger:
         return WSGIErrors(self.cfg.errorlog, self.error_log.handlers)
 
     def reopen_files(self) -> None:
-        """Reopen every log file (USR1)."""
+        """Reopen every log file (USR1), and the captured stdout/stderr file."""
+        if self.cfg.capture_output and self.cfg.errorlog != "-":
+            self._capture_output(self.cfg.errorlog)
         for log in loggers():
             for handler in log.handlers:
                 if isinstance(handler, logging.FileHandler):
@@ -349,3 +593,66 @@ class Logger:
                     handler.flush()
                 except Exception:
                     pass
+
+    # --- metrics hooks for the arbiter ---
+
+    def workers_changed(self, count: int) -> None:
+        """The arbiter's "N workers" debug line (and, with statsd, the
+        gunicorn.workers gauge), as gunicorn's manage_workers logs it."""
+        self.debug(
+            "%s workers",
+            count,
+            extra={"metric": "gunicorn.workers", "value": count, "mtype": "gauge"},
+        )
+
+
+# logger_class values that mean cunicorn's own Logger (gunicorn's spellings).
+_DEFAULT_LOGGERS = frozenset(
+    {
+        "gunicorn.glogging.Logger",
+        "simple",
+        "egg:gunicorn#simple",
+        "cunicorn.glogging.Logger",
+    }
+)
+_STATSD_LOGGERS = frozenset(
+    {"gunicorn.instrument.statsd.Statsd", "cunicorn.instrument.Statsd"}
+)
+
+
+def logger_class(cfg: Any) -> type:
+    """The logger class for ``cfg``: gunicorn's default and statsd spellings
+    map to cunicorn's; the default becomes Statsd when statsd_host is set, as
+    in gunicorn.  Another dotted path or class must subclass
+    ``cunicorn.glogging.Logger`` (the C worker calls its callbacks);
+    RuntimeError otherwise."""
+    uri = cfg.values["logger_class"] if hasattr(cfg, "values") else cfg.logger_class
+    if isinstance(uri, str) and uri in _DEFAULT_LOGGERS:
+        cls: Any = Logger
+    elif isinstance(uri, str) and uri in _STATSD_LOGGERS:
+        from cunicorn.instrument import Statsd
+
+        cls = Statsd
+    elif isinstance(uri, str):
+        module, _, name = uri.replace("#", ".").rpartition(".")
+        try:
+            import importlib
+
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise RuntimeError(f"logger class {uri!r} cannot be loaded: {e}") from None
+    else:
+        cls = uri
+    if not (isinstance(cls, type) and issubclass(cls, Logger)):
+        raise RuntimeError(
+            f"logger class {uri!r} is not a subclass of cunicorn.glogging.Logger "
+            "(cunicorn's worker calls its access and error callbacks)"
+        )
+    if cls is Logger and cfg.statsd_host is not None:
+        from cunicorn.instrument import Statsd
+
+        cls = Statsd
+    install = getattr(cls, "install", None)
+    if install is not None:
+        install()
+    return cls

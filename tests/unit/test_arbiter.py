@@ -35,7 +35,9 @@ class FakeCServer:
         self.worker_calls = []
         self.spawn_codes = []
 
-    def run_master(self, heartbeats, *, workers, timeout, graceful_timeout, spawn, log):
+    def run_master(
+        self, heartbeats, *, workers, timeout, graceful_timeout, spawn, log, **kw
+    ):
         self.master_calls.append(
             dict(
                 heartbeats=heartbeats,

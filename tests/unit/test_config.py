@@ -261,9 +261,22 @@ def test_missing_config_file_exits_1(capsys):
 
 
 def test_unimplemented_gunicorn_setting_in_config_warns(isolated, capsys):
-    (isolated / "c.py").write_text("daemon = True\nworkers = 2\n")
+    (isolated / "c.py").write_text("spew = True\nworkers = 2\n")
+    cfg = load(["-c", "c.py"])
+    assert (cfg.workers, cfg.spew) == (2, True)
+    assert "'spew' is not implemented by cunicorn yet" in capsys.readouterr().err
+
+
+def test_dropped_gunicorn_settings_in_config_warn(isolated, capsys):
+    (isolated / "c.py").write_text(
+        "debug = True\nx_forwarded_for_header = 'X-FORWARDED-FOR'\nworkers = 2\n"
+        "import os\nmy_own_name = 1\n"
+    )
     assert load(["-c", "c.py"]).workers == 2
-    assert "'daemon' is not supported by cunicorn yet" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'debug' is not a setting any more" in err
+    assert "'x_forwarded_for_header' is not a setting any more" in err
+    assert "my_own_name" not in err and "'os'" not in err
 
 
 # --- worker class and threads ---

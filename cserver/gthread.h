@@ -1,0 +1,138 @@
+/* The gthread worker's shared state (gthread.h): what the loop thread
+ * (loop.c), the pool threads (threadpool.c) and the worker's main thread
+ * (worker_gthread.c) exchange.
+ *
+ * Threads:
+ *   main    the worker process's Python thread: parses the arguments, starts
+ *           the others, then waits with the GIL released, turning signal flags
+ *           into requests for the loop and logging what the loop noticed;
+ *   loop    one libev loop, never the GIL: accept, idle keep-alive, reading
+ *           and parsing heads, lingering closes, the heartbeat;
+ *   pool    N threads that take the GIL to run cn_serve_request on a parsed
+ *           request, then hand the connection back to the loop.
+ *
+ * Ownership of a connection follows its state: GT_READING, GT_LINGER and
+ * GT_CLOSED belong to the loop thread, GT_POOL to the pool (queued or being
+ * served).  A connection changes hands only through the two lists below,
+ * each under its mutex.  Only the loop thread frees connections.
+ *
+ * Lock order: GIL -> pool_mu and GIL -> back_mu; pool_mu and back_mu are
+ * leaves (never held together, never held while taking the GIL).  The loop
+ * thread never holds the GIL. */
+#ifndef CN_GTHREAD_H
+#define CN_GTHREAD_H
+
+#include "conn.h"
+#include "worker.h"
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum { GT_READING = 0, GT_POOL = 1, GT_LINGER = 2, GT_CLOSED = 3 };
+enum { GT_JOB_SERVE = 0, GT_JOB_ERROR = 1 };
+enum { GT_BACK_KEEP = 0, GT_BACK_CLOSE = 1, GT_BACK_LINGER = 2 };
+
+struct cn_gthread;
+
+typedef struct gt_conn {
+    cn_conn c;                 /* first member: the engine's connection */
+    struct cn_gthread *g;
+    ev_io io;                  /* loop thread: readable (READING, LINGER) */
+    ev_timer timer;            /* loop thread: head/keep-alive/linger deadline */
+    struct gt_conn *next;      /* link in the pool queue or the hand-back list */
+    struct gt_conn *all_prev;  /* loop thread: list of open connections */
+    struct gt_conn *all_next;
+    struct gt_conn *dead_next; /* loop thread: closed, to be freed */
+    unsigned char state;       /* GT_*; written by the loop thread only */
+    unsigned char job;         /* GT_JOB_*: what the pool is asked to do */
+    unsigned char back;        /* GT_BACK_*: set by the pool before handing back */
+    unsigned char head_started;/* bytes of the next head have arrived */
+    size_t drained;            /* lingering close: bytes dropped so far */
+} gt_conn;
+
+typedef struct cn_gthread {
+    cn_worker w;               /* settings; its Python parts need the GIL */
+    int nthreads;
+    int max_conns;             /* worker_connections */
+
+    /* ---- loop thread only ---- */
+    struct ev_loop *loop;
+    ev_io *accept_io;          /* one per listener */
+    ev_timer backoff;          /* EMFILE: accept paused */
+    ev_timer beat;             /* heartbeat, every second */
+    ev_timer graceful;         /* stop: deadline for in-flight requests */
+    ev_async wake;             /* hand-backs and requests from other threads */
+    ev_check reap;             /* frees closed connections after each iteration */
+    int accepting, backing_off, stopping;
+    int nconns;                /* open connections, whatever their state */
+    gt_conn *all;              /* open connections */
+    gt_conn *dead;             /* closed, freed by the reap watcher */
+    char **free_bufs;          /* free list of read buffers of GT_BUF bytes */
+    int nfree;
+
+    /* ---- pool queue: pool_mu (lock order: GIL -> pool_mu, a leaf) ---- */
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cv;    /* work queued, or shutdown */
+    pthread_cond_t exit_cv;    /* a pool thread exited */
+    gt_conn *q_head, *q_tail;
+    int idle;                  /* pool threads waiting on pool_cv */
+    int shutdown;              /* pool threads exit when the queue is empty */
+    int alive;                 /* pool threads still running */
+
+    /* ---- hand-back list: back_mu (lock order: GIL -> back_mu, a leaf) ---- */
+    pthread_mutex_t back_mu;
+    gt_conn *back;
+
+    /* ---- flags between threads (atomics, no lock) ---- */
+    atomic_int stop_req;       /* main -> loop: graceful stop (TERM) */
+    atomic_int quit_req;       /* main -> loop: stop now (QUIT/INT) */
+    atomic_int retire_req;     /* pool -> loop: max_requests reached */
+    atomic_int emfile_note;    /* loop -> main: accept ran out of fds */
+    atomic_int loop_done;      /* loop -> main: ev_run returned */
+    atomic_int forced;         /* loop ended with connections in the pool */
+    atomic_int busy;           /* pool threads serving a connection */
+    int done_fd;               /* eventfd the loop thread signals on exit */
+
+    pthread_t loop_thread;
+    pthread_t *threads;
+    int nstarted;
+} cn_gthread;
+
+/* loop.c ------------------------------------------------------------------ */
+
+/* Set up the loop and its watchers (main thread, before the loop thread
+ * starts).  0 or -errno.  No Python. */
+int cn_gt_loop_init(cn_gthread *g);
+
+/* Body of the loop thread: runs until every connection is closed after a
+ * stop, the graceful deadline, or a quick stop.  No GIL, ever. */
+void *cn_gt_loop_main(void *arg);
+
+/* Give a served connection back to the loop thread (pool thread, GIL held
+ * or not): what to do is in gc->back. */
+void cn_gt_hand_back(cn_gthread *g, gt_conn *gc);
+
+/* Wake the loop thread to look at the flags (any thread). */
+void cn_gt_wake(cn_gthread *g);
+
+/* Free every connection and buffer the loop still holds, and the loop
+ * (main thread, after the loop thread and every pool thread exited). */
+void cn_gt_loop_free(cn_gthread *g);
+
+/* threadpool.c ------------------------------------------------------------ */
+
+/* Queue a connection whose head is parsed (job GT_JOB_SERVE) or failed
+ * (GT_JOB_ERROR) for a pool thread.  Loop thread, no GIL. */
+void cn_gt_pool_push(cn_gthread *g, gt_conn *gc);
+
+/* Start g->nthreads pool threads.  CN_GIL, main thread; 0 or -errno (the
+ * threads already started keep running; stop them with cn_gt_pool_stop). */
+int cn_gt_pool_start(cn_gthread *g);
+
+/* Ask the pool threads to exit once the queue is empty and wait up to
+ * wait_ms for all of them.  1 when every thread exited (and was joined),
+ * 0 when some are still inside the app.  CN_GIL (released while waiting). */
+int cn_gt_pool_stop(cn_gthread *g, int wait_ms);
+
+#endif

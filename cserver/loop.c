@@ -1,0 +1,670 @@
+/* The gthread worker's event loop (loop.c).  One thread per worker runs it,
+ * never holding the GIL and never calling Python: it accepts, keeps idle
+ * keep-alive connections, receives and parses request heads (so slow or
+ * silent clients cost no pool thread), queues complete heads for the pool,
+ * takes connections back after their response, closes (with a lingering
+ * drain when unread bytes could turn the close into a reset) and beats the
+ * heartbeat.  Pipelined requests already in the buffer are parsed as soon as
+ * the connection comes back (gunicorn's gthread leaves them unanswered).
+ *
+ * Connections are freed in two phases: conn_close() marks and unlinks, the
+ * reap watcher (ev_check, after the iteration's callbacks) frees. */
+#include "gthread.h"
+
+#include "connio.h"
+#include "environ.h"
+#include "heartbeat.h"
+#include "parser.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define GT_BUF 8192               /* read buffer; grows up to the head limit */
+#define GT_FREE_MAX 256           /* read buffers kept for reuse */
+#define GT_ACCEPT_BATCH 64        /* accepts per wake: do not starve the rest */
+#define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
+#define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
+#define GT_LINGER_S 1.0
+#define GT_LINGER_BYTES (256 * 1024)
+
+#define GT_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+static void conn_close(cn_gthread *g, gt_conn *gc);
+
+/* ---- read buffers --------------------------------------------------------- */
+
+/* Give `c` a read buffer if it has none.  0 or -ENOMEM. */
+static int
+buf_acquire(cn_gthread *g, cn_conn *c)
+{
+    if (c->buf != NULL) {
+        return 0;
+    }
+    char *b = g->nfree > 0 ? g->free_bufs[--g->nfree] : malloc(GT_BUF);
+    if (b == NULL) {
+        return -ENOMEM;
+    }
+    c->buf = b;
+    c->cap = GT_BUF;
+    c->len = c->pos = 0;
+    return 0;
+}
+
+/* An idle connection holds no buffer: 10,000 idle keep-alive connections
+ * cost their cn_conn and the kernel's socket, not 10,000 read buffers.  The
+ * caller has checked that nothing is buffered (len == 0). */
+static void
+buf_release(cn_gthread *g, cn_conn *c)
+{
+    if (c->buf != NULL) {
+        if (c->cap == GT_BUF && g->nfree < GT_FREE_MAX) {
+            g->free_bufs[g->nfree++] = c->buf;
+        }
+        else {
+            free(c->buf);
+        }
+    }
+    c->buf = NULL;
+    c->cap = c->len = c->pos = 0;
+    c->head_start = c->scan_pos = 0;
+    free(c->headers);
+    c->headers = NULL;
+    c->headers_cap = c->nheaders = 0;
+    free(c->body);
+    c->body = NULL;
+    c->body_cap = c->body_len = c->body_pos = 0;
+}
+
+/* One non-blocking recv into c's buffer, growing it up to `limit` (heads
+ * only: no pointers into the buffer exist yet).  Bytes received (> 0), 0 at
+ * EOF, -EAGAIN, -ENOBUFS when the buffer is full at `limit`, or -errno.
+ * *drained is set when the recv did not fill the room it had (the socket
+ * is most likely empty: skip the recv that would say EAGAIN). */
+static int
+recv_nb(cn_gthread *g, cn_conn *c, size_t limit, int *drained)
+{
+    *drained = 0;
+    if (buf_acquire(g, c) < 0) {
+        return -ENOMEM;
+    }
+    if (c->len == c->cap) {
+        if (c->cap >= limit) {
+            return -ENOBUFS;
+        }
+        size_t cap = c->cap * 2 < limit ? c->cap * 2 : limit;
+        char *b = realloc(c->buf, cap);
+        if (b == NULL) {
+            return -ENOMEM;
+        }
+        c->buf = b;
+        c->cap = cap;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n > 0) {
+            *drained = (size_t)n < c->cap - c->len;
+            c->len += (size_t)n;
+            return (int)n;
+        }
+        if (n == 0) {
+            c->eof = 1;
+            return 0;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+/* ---- accepting ------------------------------------------------------------ */
+
+static void
+accept_start(cn_gthread *g)
+{
+    if (!g->accepting) {
+        for (int i = 0; i < g->w.nlisteners; i++) {
+            ev_io_start(g->loop, &g->accept_io[i]);
+        }
+        g->accepting = 1;
+    }
+}
+
+static void
+accept_stop(cn_gthread *g)
+{
+    if (g->accepting) {
+        for (int i = 0; i < g->w.nlisteners; i++) {
+            ev_io_stop(g->loop, &g->accept_io[i]);
+        }
+        g->accepting = 0;
+    }
+}
+
+/* Accept again when below worker_connections, not paused, not stopping. */
+static void
+accept_maybe_resume(cn_gthread *g)
+{
+    if (!g->accepting && !g->backing_off && !g->stopping && g->nconns < g->max_conns) {
+        accept_start(g);
+    }
+}
+
+/* ---- connection states ---------------------------------------------------- */
+
+static void
+conn_timer_set(cn_gthread *g, gt_conn *gc, int ms)
+{
+    ev_timer_stop(g->loop, &gc->timer);
+    ev_timer_set(&gc->timer, ms > 0 ? ms / 1000.0 : 0.001, 0.0);
+    ev_timer_start(g->loop, &gc->timer);
+}
+
+/* Hand the connection to the pool: its head is parsed (GT_JOB_SERVE) or
+ * failed and needs an error page (GT_JOB_ERROR). */
+static void
+conn_dispatch(cn_gthread *g, gt_conn *gc, int job)
+{
+    /* The read watcher stays armed: a request without a body gets no more
+     * bytes until its response, and the watcher is stopped lazily (in
+     * on_conn_io) only if some do come.  So a keep-alive request costs no
+     * epoll_ctl in steady state. */
+    ev_timer_stop(g->loop, &gc->timer);
+    gc->state = GT_POOL;
+    gc->job = (unsigned char)job;
+    cn_gt_pool_push(g, gc);
+}
+
+/* Receive and parse until the head is complete (dispatch), the socket has no
+ * more bytes (wait), or the connection ends (close).  Bounded: at most
+ * GT_READS_PER_WAKE recvs, the next readable event continues. */
+static void
+conn_readable(cn_gthread *g, gt_conn *gc)
+{
+    cn_conn *c = &gc->c;
+    const cn_limits *l = &g->w.limits;
+    size_t limit = cn_max_head_size(l);
+    for (int i = 0; i < GT_READS_PER_WAKE && !c->eof; i++) {
+        int drained;
+        int n = recv_nb(g, c, limit, &drained);
+        if (n == -EAGAIN) {
+            break;
+        }
+        if (n == -ENOBUFS) {
+            c->error_status = c->nlines == 0 ? 400 : 431;
+            c->error_reason = c->nlines == 0 ? "Request Line is too large"
+                                             : "Request Header Fields Too Large";
+            conn_dispatch(g, gc, GT_JOB_ERROR);
+            return;
+        }
+        if (n < 0) {
+            conn_close(g, gc);
+            return;
+        }
+        if (n == 0) {
+            break;
+        }
+        if (!gc->head_started) {
+            /* A head has begun: it must now complete within the head
+             * timeout, whatever the keep-alive timeout. */
+            gc->head_started = 1;
+            conn_timer_set(g, gc, g->w.head_timeout_ms);
+        }
+        int r = cn_parse_head(c, l);
+        if (r == 1) {
+            conn_dispatch(g, gc, GT_JOB_SERVE);
+            return;
+        }
+        if (r < 0) {
+            conn_dispatch(g, gc, GT_JOB_ERROR);
+            return;
+        }
+        if (drained) {
+            break;
+        }
+    }
+    if (c->eof) {
+        /* Clean close between requests, or the client gave up mid-head:
+         * either way there is nobody to answer. */
+        conn_close(g, gc);
+        return;
+    }
+    if (c->len == 0 && c->buf != NULL) {
+        buf_release(g, c);
+    }
+}
+
+/* Wait for the next request on `gc` (fresh, or back from the pool after a
+ * kept-alive response): parse what is already buffered first (pipelining),
+ * else arm the read watcher and the head or keep-alive timer. */
+static void
+conn_wait_head(cn_gthread *g, gt_conn *gc, int after_response)
+{
+    cn_conn *c = &gc->c;
+    gc->state = GT_READING;
+    if (c->buf != NULL) {
+        cn_conn_compact(c);
+    }
+    cn_parse_begin(c, &g->w.limits);
+    gc->head_started = c->len > 0;
+    if (c->len > 0) {
+        int r = cn_parse_head(c, &g->w.limits);
+        if (r == 1) {
+            conn_dispatch(g, gc, GT_JOB_SERVE);
+            return;
+        }
+        if (r < 0) {
+            conn_dispatch(g, gc, GT_JOB_ERROR);
+            return;
+        }
+    }
+    else {
+        buf_release(g, c);
+        if (g->stopping && after_response) {
+            conn_close(g, gc); /* idle keep-alive connection while stopping */
+            return;
+        }
+    }
+    if (c->eof) {
+        conn_close(g, gc);
+        return;
+    }
+    int ms = gc->head_started || !after_response ? g->w.head_timeout_ms : g->w.keepalive_ms;
+    conn_timer_set(g, gc, ms);
+    if (!ev_is_active(&gc->io)) {
+        ev_io_start(g->loop, &gc->io);
+    }
+}
+
+/* Half-close and drain what the client still sends, for a moment, so that
+ * closing does not reset the response it has yet to read. */
+static void
+conn_linger(cn_gthread *g, gt_conn *gc)
+{
+    gc->state = GT_LINGER;
+    gc->drained = 0;
+    shutdown(gc->c.fd, SHUT_WR);
+    ev_timer_stop(g->loop, &gc->timer);
+    ev_timer_set(&gc->timer, GT_LINGER_S, 0.0);
+    ev_timer_start(g->loop, &gc->timer);
+    if (!ev_is_active(&gc->io)) {
+        ev_io_start(g->loop, &gc->io);
+    }
+}
+
+static void
+conn_drain(cn_gthread *g, gt_conn *gc)
+{
+    char sink[4096];
+    for (int i = 0; i < GT_READS_PER_WAKE; i++) {
+        ssize_t n = recv(gc->c.fd, sink, sizeof(sink), 0);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            return;
+        }
+        if (n <= 0) {
+            break;
+        }
+        gc->drained += (size_t)n;
+        if (gc->drained >= GT_LINGER_BYTES) {
+            break;
+        }
+    }
+    conn_close(g, gc);
+}
+
+/* First phase of the close: stop watching, close the socket, unlink; the
+ * reap watcher frees the memory after this iteration.  Loop thread. */
+static void
+conn_close(cn_gthread *g, gt_conn *gc)
+{
+    if (gc->state == GT_CLOSED) {
+        return;
+    }
+    ev_io_stop(g->loop, &gc->io);
+    ev_timer_stop(g->loop, &gc->timer);
+    if (gc->c.fd >= 0) {
+        close(gc->c.fd);
+        gc->c.fd = -1;
+    }
+    gc->state = GT_CLOSED;
+    if (gc->all_prev != NULL) {
+        gc->all_prev->all_next = gc->all_next;
+    }
+    else {
+        g->all = gc->all_next;
+    }
+    if (gc->all_next != NULL) {
+        gc->all_next->all_prev = gc->all_prev;
+    }
+    gc->all_prev = gc->all_next = NULL;
+    gc->dead_next = g->dead;
+    g->dead = gc;
+    g->nconns--;
+    accept_maybe_resume(g);
+}
+
+static void
+conn_free(cn_gthread *g, gt_conn *gc)
+{
+    gc->c.len = 0;
+    buf_release(g, &gc->c);
+    free(gc);
+}
+
+static void
+on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)revents;
+    gt_conn *gc = GT_CONTAINER(io, gt_conn, io);
+    if (gc->state == GT_READING) {
+        conn_readable(gc->g, gc);
+    }
+    else if (gc->state == GT_LINGER) {
+        conn_drain(gc->g, gc);
+    }
+    else {
+        /* Bytes while a pool thread has it (a body, a pipelined request):
+         * the pool reads them; stop watching until it hands back. */
+        ev_io_stop(loop, io);
+    }
+}
+
+/* Head, keep-alive or linger deadline: close (a silent or trickling client
+ * gets no answer, as in gunicorn). */
+static void
+on_conn_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    gt_conn *gc = GT_CONTAINER(t, gt_conn, timer);
+    conn_close(gc->g, gc);
+}
+
+/* A new connection from listener `li`; NULL when out of memory. */
+static gt_conn *
+conn_new(cn_gthread *g, int fd, int li, const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+    gt_conn *gc = calloc(1, sizeof(*gc));
+    if (gc == NULL) {
+        return NULL;
+    }
+    cn_conn *c = &gc->c;
+    c->fd = fd;
+    c->listener = li;
+    memcpy(&c->peer, peer, sizeof(c->peer));
+    c->peer_len = peer_len;
+    c->w = &g->w;
+    cn_peer_ip(c);
+    if (peer->ss_family == AF_INET || peer->ss_family == AF_INET6) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    gc->g = g;
+    ev_io_init(&gc->io, on_conn_io, fd, EV_READ);
+    ev_init(&gc->timer, on_conn_timer);
+    gc->all_next = g->all;
+    if (g->all != NULL) {
+        g->all->all_prev = gc;
+    }
+    g->all = gc;
+    g->nconns++;
+    return gc;
+}
+
+static void
+on_backoff(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = t->data;
+    g->backing_off = 0;
+    accept_maybe_resume(g);
+}
+
+static void
+on_accept(struct ev_loop *loop, ev_io *io, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = io->data;
+    int li = (int)(io - g->accept_io);
+    for (int i = 0; i < GT_ACCEPT_BATCH; i++) {
+        if (g->nconns >= g->max_conns) {
+            accept_stop(g); /* resumed by conn_close below the cap */
+            return;
+        }
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: pause accepting (no busy loop on a
+                 * listener that stays readable), keep serving, resume. */
+                accept_stop(g);
+                g->backing_off = 1;
+                ev_timer_set(&g->backoff, GT_BACKOFF_S, 0.0);
+                ev_timer_start(g->loop, &g->backoff);
+                atomic_store(&g->emfile_note, 1);
+            }
+            return;
+        }
+        gt_conn *gc = conn_new(g, fd, li, &peer, peer_len);
+        if (gc == NULL) {
+            close(fd);
+            return;
+        }
+        conn_wait_head(g, gc, 0);
+        if (gc->state == GT_READING) {
+            conn_readable(g, gc); /* the request is often there already */
+        }
+    }
+}
+
+/* ---- stopping --------------------------------------------------------------- */
+
+/* Graceful stop (TERM, max_requests): accept no more, close idle keep-alive
+ * connections, let queued and running requests finish (their responses say
+ * Connection: close), end when none is left or at the graceful deadline. */
+static void
+enter_stopping(cn_gthread *g)
+{
+    if (g->stopping) {
+        return;
+    }
+    g->stopping = 1;
+    accept_stop(g);
+    ev_timer_stop(g->loop, &g->backoff);
+    gt_conn *gc = g->all;
+    while (gc != NULL) {
+        gt_conn *next = gc->all_next;
+        if (gc->state == GT_READING && !gc->head_started) {
+            conn_close(g, gc);
+        }
+        gc = next;
+    }
+    ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
+    ev_timer_start(g->loop, &g->graceful);
+}
+
+static void
+check_flags(cn_gthread *g)
+{
+    if (atomic_load(&g->quit_req)) {
+        atomic_store(&g->forced, 1);
+        ev_break(g->loop, EVBREAK_ALL);
+        return;
+    }
+    if (atomic_load(&g->stop_req) || atomic_load(&g->retire_req)) {
+        enter_stopping(g);
+    }
+}
+
+static void
+on_graceful(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    cn_gthread *g = t->data;
+    atomic_store(&g->forced, 1);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+on_beat(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = t->data;
+    cn_heartbeat_beat(g->w.heartbeats, g->w.slot);
+    check_flags(g);
+}
+
+/* Connections handed back by the pool, and flags set by other threads. */
+static void
+on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = a->data;
+    pthread_mutex_lock(&g->back_mu);
+    gt_conn *list = g->back;
+    g->back = NULL;
+    pthread_mutex_unlock(&g->back_mu);
+    check_flags(g);
+    while (list != NULL) {
+        gt_conn *gc = list;
+        list = gc->next;
+        gc->next = NULL;
+        switch (gc->back) {
+        case GT_BACK_KEEP:
+            conn_wait_head(g, gc, 1);
+            break;
+        case GT_BACK_LINGER:
+            conn_linger(g, gc);
+            break;
+        default:
+            conn_close(g, gc);
+            break;
+        }
+    }
+}
+
+/* Second phase of the close, after the iteration's callbacks. */
+static void
+on_reap(struct ev_loop *loop, ev_check *chk, int revents)
+{
+    (void)revents;
+    cn_gthread *g = chk->data;
+    while (g->dead != NULL) {
+        gt_conn *gc = g->dead;
+        g->dead = gc->dead_next;
+        conn_free(g, gc);
+    }
+    if (g->stopping && g->nconns == 0) {
+        ev_break(loop, EVBREAK_ALL);
+    }
+}
+
+/* ---- entry points ------------------------------------------------------------ */
+
+void
+cn_gt_hand_back(cn_gthread *g, gt_conn *gc)
+{
+    pthread_mutex_lock(&g->back_mu);
+    gc->next = g->back;
+    g->back = gc;
+    pthread_mutex_unlock(&g->back_mu);
+    ev_async_send(g->loop, &g->wake);
+}
+
+void
+cn_gt_wake(cn_gthread *g)
+{
+    ev_async_send(g->loop, &g->wake);
+}
+
+int
+cn_gt_loop_init(cn_gthread *g)
+{
+    g->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK | EVFLAG_NOENV);
+    if (g->loop == NULL) {
+        return -ENOMEM;
+    }
+    g->accept_io = calloc((size_t)g->w.nlisteners, sizeof(ev_io));
+    g->free_bufs = calloc(GT_FREE_MAX, sizeof(char *));
+    if (g->accept_io == NULL || g->free_bufs == NULL) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < g->w.nlisteners; i++) {
+        ev_io_init(&g->accept_io[i], on_accept, g->w.listeners[i].fd, EV_READ);
+        g->accept_io[i].data = g;
+    }
+    ev_init(&g->backoff, on_backoff);
+    g->backoff.data = g;
+    ev_init(&g->graceful, on_graceful);
+    g->graceful.data = g;
+    ev_timer_init(&g->beat, on_beat, 1.0, 1.0);
+    g->beat.data = g;
+    ev_timer_start(g->loop, &g->beat);
+    ev_async_init(&g->wake, on_wake);
+    g->wake.data = g;
+    ev_async_start(g->loop, &g->wake);
+    ev_check_init(&g->reap, on_reap);
+    g->reap.data = g;
+    ev_check_start(g->loop, &g->reap);
+    return 0;
+}
+
+void *
+cn_gt_loop_main(void *arg)
+{
+    cn_gthread *g = arg;
+    cn_heartbeat_beat(g->w.heartbeats, g->w.slot);
+    accept_maybe_resume(g);
+    check_flags(g);
+    ev_run(g->loop, 0);
+    if (g->nconns > 0) {
+        atomic_store(&g->forced, 1);
+    }
+    atomic_store(&g->loop_done, 1);
+    uint64_t one = 1;
+    ssize_t r = write(g->done_fd, &one, sizeof(one));
+    (void)r;
+    return NULL;
+}
+
+void
+cn_gt_loop_free(cn_gthread *g)
+{
+    if (g->loop != NULL) {
+        g->stopping = 1;
+        while (g->all != NULL) {
+            conn_close(g, g->all);
+        }
+        while (g->dead != NULL) {
+            gt_conn *gc = g->dead;
+            g->dead = gc->dead_next;
+            conn_free(g, gc);
+        }
+        ev_loop_destroy(g->loop);
+        g->loop = NULL;
+    }
+    if (g->free_bufs != NULL) {
+        for (int i = 0; i < g->nfree; i++) {
+            free(g->free_bufs[i]);
+        }
+        free(g->free_bufs);
+        g->free_bufs = NULL;
+    }
+    free(g->accept_io);
+    g->accept_io = NULL;
+}

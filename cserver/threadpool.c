@@ -1,0 +1,200 @@
+/* The gthread worker's pool (threadpool.c): N C threads, each with its own
+ * Python thread state, that take a connection whose head the loop thread has
+ * parsed, run the app on it with the GIL (cn_serve_request: environ, app,
+ * response, access log), and hand the connection back to the loop.
+ *
+ * Body reads and response writes block only the pool thread doing them, with
+ * the GIL released (conn.c polls the non-blocking socket).  The queue is the
+ * intrusive list g->q_head..q_tail under g->pool_mu; it never holds more than
+ * worker_connections entries, since every entry is an open connection.
+ *
+ * Lock order (see gthread.h): GIL -> pool_mu.  A thread holding pool_mu
+ * never takes the GIL: to sleep on the queue a thread drops pool_mu, releases
+ * the GIL, then takes pool_mu again. */
+#include "gthread.h"
+
+#include "connio.h"
+#include "serve.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* Unread body a kept-alive connection may drop before its next request;
+ * more than this and the connection closes instead. */
+#define GT_DISCARD_LIMIT (1024 * 1024)
+
+void
+cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
+{
+    pthread_mutex_lock(&g->pool_mu);
+    gc->next = NULL;
+    if (g->q_tail != NULL) {
+        g->q_tail->next = gc;
+    }
+    else {
+        g->q_head = gc;
+    }
+    g->q_tail = gc;
+    if (g->idle > 0) {
+        pthread_cond_signal(&g->pool_cv);
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+}
+
+/* Take the next queued connection; NULL when the pool shuts down.  Called
+ * and returns with the GIL; releases it only when it has to sleep (under
+ * load the queue is rarely empty and the GIL is kept). */
+static gt_conn *
+pool_pop_locked(cn_gthread *g)
+{
+    gt_conn *gc = g->q_head;
+    if (gc != NULL) {
+        g->q_head = gc->next;
+        if (g->q_head == NULL) {
+            g->q_tail = NULL;
+        }
+        gc->next = NULL;
+        atomic_fetch_add(&g->busy, 1);
+    }
+    return gc;
+}
+
+static gt_conn *
+pool_pop(cn_gthread *g)
+{
+    pthread_mutex_lock(&g->pool_mu);
+    gt_conn *gc = pool_pop_locked(g);
+    int stop = g->shutdown;
+    pthread_mutex_unlock(&g->pool_mu);
+    if (gc != NULL || stop) {
+        return gc;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&g->pool_mu);
+    for (;;) {
+        gc = pool_pop_locked(g);
+        if (gc != NULL || g->shutdown) {
+            break;
+        }
+        g->idle++;
+        pthread_cond_wait(&g->pool_cv, &g->pool_mu);
+        g->idle--;
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+    Py_END_ALLOW_THREADS
+    return gc;
+}
+
+/* Serve the request on `gc` and say what the loop should do with the
+ * connection (GT_BACK_*).  CN_GIL.  Leaves no exception set. */
+static int
+serve_one(cn_gthread *g, gt_conn *gc)
+{
+    cn_worker *w = &g->w;
+    cn_conn *c = &gc->c;
+    if (gc->job == GT_JOB_ERROR) {
+        cn_serve_head_result(w, c, -1);
+        if (PyErr_Occurred()) {
+            PyErr_WriteUnraisable(NULL);
+        }
+        return GT_BACK_LINGER;
+    }
+    /* Connection: close on the responses of a worker about to retire, and
+     * when keep-alive is off (--keep-alive 0, as gunicorn). */
+    if (w->keepalive_ms == 0 || atomic_load(&g->stop_req) || atomic_load(&g->retire_req)
+        || (w->max_requests > 0 && w->requests + 1 >= (uint64_t)w->max_requests)) {
+        c->keepalive = 0;
+    }
+    int r = cn_serve_request(w, c);
+    if (w->max_requests > 0 && w->requests >= (uint64_t)w->max_requests
+        && !atomic_load(&g->retire_req)) {
+        atomic_store(&g->retire_req, 1); /* the hand-back wakes the loop */
+    }
+    if (r == 1 && !c->body_done && cn_conn_discard_body(c, GT_DISCARD_LIMIT) < 0) {
+        r = -1;
+    }
+    if (PyErr_Occurred()) {
+        PyErr_WriteUnraisable(NULL);
+    }
+    return r == 1 ? GT_BACK_KEEP : r == 0 ? GT_BACK_CLOSE : GT_BACK_LINGER;
+}
+
+/* Body of a pool thread: its own thread state for its whole life. */
+static void *
+pool_main(void *arg)
+{
+    cn_gthread *g = arg;
+    PyGILState_STATE gs = PyGILState_Ensure();
+    for (;;) {
+        gt_conn *gc = pool_pop(g);
+        if (gc == NULL) {
+            break;
+        }
+        gc->back = (unsigned char)serve_one(g, gc);
+        atomic_fetch_sub(&g->busy, 1);
+        cn_gt_hand_back(g, gc);
+    }
+    PyGILState_Release(gs);
+    pthread_mutex_lock(&g->pool_mu);
+    g->alive--;
+    pthread_cond_broadcast(&g->exit_cv);
+    pthread_mutex_unlock(&g->pool_mu);
+    return NULL;
+}
+
+int
+cn_gt_pool_start(cn_gthread *g)
+{
+    g->threads = calloc((size_t)g->nthreads, sizeof(pthread_t));
+    if (g->threads == NULL) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < g->nthreads; i++) {
+        pthread_mutex_lock(&g->pool_mu);
+        g->alive++;
+        pthread_mutex_unlock(&g->pool_mu);
+        int err = pthread_create(&g->threads[i], NULL, pool_main, g);
+        if (err != 0) {
+            pthread_mutex_lock(&g->pool_mu);
+            g->alive--;
+            pthread_mutex_unlock(&g->pool_mu);
+            return -err;
+        }
+        g->nstarted = i + 1;
+    }
+    return 0;
+}
+
+int
+cn_gt_pool_stop(cn_gthread *g, int wait_ms)
+{
+    int all_out;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&g->pool_mu);
+    g->shutdown = 1;
+    pthread_cond_broadcast(&g->pool_cv);
+    while (g->alive > 0) {
+        if (pthread_cond_timedwait(&g->exit_cv, &g->pool_mu, &deadline) == ETIMEDOUT) {
+            break;
+        }
+    }
+    all_out = g->alive == 0;
+    pthread_mutex_unlock(&g->pool_mu);
+    if (all_out) {
+        for (int i = 0; i < g->nstarted; i++) {
+            pthread_join(g->threads[i], NULL);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    return all_out;
+}

@@ -1,0 +1,201 @@
+/* The gthread worker's entry point (worker_gthread.c): _cserver.
+ * run_worker_gthread.  Runs in the worker process's main thread, called from
+ * Python (cunicorn.arbiter) with the GIL.  It starts the loop thread
+ * (loop.c) and the pool (threadpool.c), then waits with the GIL released:
+ * signals are delivered to this thread only (the others block them), and it
+ * turns the flags they set into requests for the loop thread (TERM: graceful
+ * stop; QUIT/INT: stop now), watches for the parent's death, and logs what
+ * the loop thread noticed (it cannot call Python).  See gthread.h for the
+ * threads, the ownership of connections and the lock order. */
+#include "gthread.h"
+
+#include "heartbeat.h"
+#include "module_parts.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define GT_MAIN_TICK_MS 100
+
+/* Pop an int keyword from `kw` (a dict we own): *out keeps its default when
+ * absent.  0 or -1 with an exception. */
+static int
+pop_int(PyObject *kw, const char *name, long lo, long *out)
+{
+    PyObject *v = PyDict_GetItemString(kw, name); /* borrowed */
+    if (v == NULL) {
+        return 0;
+    }
+    long n = PyLong_AsLong(v);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < lo) {
+        PyErr_Format(PyExc_ValueError, "%s must be at least %ld, not %ld", name, lo, n);
+        return -1;
+    }
+    *out = n;
+    return PyDict_DelItemString(kw, name);
+}
+
+/* Start the loop thread and the pool with every signal blocked in them, so
+ * that signals reach the main thread only.  0 or -errno; *loop_started says
+ * whether the loop thread runs (it is told to quit when the pool failed).
+ * CN_GIL. */
+static int
+start_threads(cn_gthread *g, int *loop_started)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int err = pthread_create(&g->loop_thread, NULL, cn_gt_loop_main, g);
+    *loop_started = err == 0;
+    if (err == 0) {
+        err = -cn_gt_pool_start(g);
+        if (err != 0) {
+            atomic_store(&g->quit_req, 1);
+            cn_gt_wake(g);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -err;
+}
+
+/* Wait for the loop thread to end, relaying signals and notices.  CN_GIL
+ * (released while waiting). */
+static void
+wait_loop(cn_gthread *g)
+{
+    pid_t ppid = getppid();
+    int stop_sent = 0, quit_sent = 0, retire_logged = 0;
+    while (!atomic_load(&g->loop_done)) {
+        Py_BEGIN_ALLOW_THREADS
+        struct pollfd pfd = {.fd = g->done_fd, .events = POLLIN};
+        poll(&pfd, 1, GT_MAIN_TICK_MS); /* a signal ends it early (EINTR) */
+        Py_END_ALLOW_THREADS
+        if (cn_worker_quitting() && !quit_sent) {
+            quit_sent = 1;
+            atomic_store(&g->quit_req, 1);
+            cn_gt_wake(g);
+        }
+        else if (!stop_sent && (cn_worker_stopping() || getppid() != ppid)) {
+            if (getppid() != ppid) {
+                cn_worker_log(&g->w, "info", "Parent changed, shutting down", 0);
+            }
+            stop_sent = 1;
+            atomic_store(&g->stop_req, 1);
+            cn_gt_wake(g);
+        }
+        if (atomic_exchange(&g->emfile_note, 0)) {
+            cn_worker_log(&g->w, "error",
+                          "accept() failed: too many open files; backing off", 0);
+        }
+        if (!retire_logged && atomic_load(&g->retire_req)) {
+            retire_logged = 1;
+            cn_worker_log(&g->w, "info", "Autorestarting worker after current request.", 0);
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    pthread_join(g->loop_thread, NULL);
+    Py_END_ALLOW_THREADS
+}
+
+PyObject *
+cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    long threads = 1, worker_connections = 1000;
+    PyObject *kw = kwargs != NULL ? PyDict_Copy(kwargs) : PyDict_New();
+    if (kw == NULL) {
+        return NULL;
+    }
+    if (pop_int(kw, "threads", 1, &threads) < 0
+        || pop_int(kw, "worker_connections", 1, &worker_connections) < 0) {
+        Py_DECREF(kw);
+        return NULL;
+    }
+    if (threads > 1024 || worker_connections > 1000000) {
+        Py_DECREF(kw);
+        PyErr_SetString(PyExc_ValueError, "threads or worker_connections out of range");
+        return NULL;
+    }
+    /* Plain calloc: the loop thread reads this without the GIL. */
+    cn_gthread *g = calloc(1, sizeof(cn_gthread));
+    if (g == NULL) {
+        Py_DECREF(kw);
+        return PyErr_NoMemory();
+    }
+    g->done_fd = -1;
+    g->nthreads = (int)threads;
+    g->max_conns = (int)worker_connections;
+    pthread_mutex_init(&g->pool_mu, NULL);
+    pthread_mutex_init(&g->back_mu, NULL);
+    pthread_cond_init(&g->pool_cv, NULL);
+    pthread_cond_init(&g->exit_cv, NULL);
+
+    PyObject *ret = NULL;
+    int loop_started = 0, leak = 0;
+    int rc = cn_worker_init_from_args(&g->w, module, args, kw);
+    Py_DECREF(kw);
+    if (rc < 0) {
+        goto done;
+    }
+    if (cn_worker_install_signals() < 0) {
+        goto done;
+    }
+    g->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int err = g->done_fd < 0 ? -errno : cn_gt_loop_init(g);
+    if (err == 0) {
+        err = start_threads(g, &loop_started);
+    }
+    if (err != 0) {
+        if (loop_started) {
+            Py_BEGIN_ALLOW_THREADS
+            pthread_join(g->loop_thread, NULL);
+            Py_END_ALLOW_THREADS
+            leak = !cn_gt_pool_stop(g, 1000);
+        }
+        errno = -err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    wait_loop(g);
+    /* After a clean stop every pool thread is idle or about to be; after
+     * the graceful deadline or a quick stop some may still be in the app:
+     * they are left running (the process exits next) and nothing they use
+     * is freed. */
+    int forced = atomic_load(&g->forced);
+    if (!cn_gt_pool_stop(g, forced ? 0 : 1000)) {
+        leak = 1;
+        if (!cn_worker_quitting()) {
+            cn_worker_log(&g->w, "warning",
+                          "graceful timeout: exiting with requests in flight", 0);
+        }
+    }
+    ret = PyLong_FromLong(0);
+
+done:
+    if (leak) {
+        return ret;
+    }
+    cn_gt_loop_free(g);
+    if (g->done_fd >= 0) {
+        close(g->done_fd);
+    }
+    free(g->threads);
+    cn_worker_clear(&g->w);
+    pthread_mutex_destroy(&g->pool_mu);
+    pthread_mutex_destroy(&g->back_mu);
+    pthread_cond_destroy(&g->pool_cv);
+    pthread_cond_destroy(&g->exit_cv);
+    free(g);
+    return ret;
+}

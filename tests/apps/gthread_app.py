@@ -1,0 +1,64 @@
+"""Test app for the gthread worker's black-box tests (tests/blackbox/test_gthread.py).
+
+Paths (query parameters in brackets):
+  /hello              200, b"hello"
+  /path               200, the request path as the body (pipelining order)
+  /pid                200, the worker's pid
+  /sleep [ms]         sleeps ``ms`` milliseconds (a slow app), then b"slept"
+  /slowread [ms]      reads the body in 4 KiB pieces, sleeping ``ms`` between
+                      them, answers with the byte count
+  /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
+  /thread             the name of the thread running the app
+"""
+
+import os
+import threading
+import time
+from urllib.parse import parse_qs
+
+
+def _q(environ, name, default):
+    v = parse_qs(environ.get("QUERY_STRING", "")).get(name)
+    return int(v[0]) if v else default
+
+
+def _big(n):
+    piece = b"x" * 65536
+    while n > 0:
+        k = min(n, len(piece))
+        yield piece[:k]
+        n -= k
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    body = None
+    if path == "/sleep":
+        time.sleep(_q(environ, "ms", 100) / 1000.0)
+        body = b"slept"
+    elif path == "/slowread":
+        pause = _q(environ, "ms", 10) / 1000.0
+        total = 0
+        inp = environ["wsgi.input"]
+        while True:
+            chunk = inp.read(4096)
+            if not chunk:
+                break
+            total += len(chunk)
+            time.sleep(pause)
+        body = str(total).encode()
+    elif path == "/big":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return _big(_q(environ, "n", 4 << 20))
+    elif path == "/pid":
+        body = str(os.getpid()).encode()
+    elif path == "/thread":
+        body = threading.current_thread().name.encode()
+    elif path == "/path":
+        body = environ.get("QUERY_STRING", "").encode()
+    else:
+        body = b"hello"
+    start_response(
+        "200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
