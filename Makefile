@@ -157,7 +157,7 @@ sanitize: $(ASAN_STAMP)
 $(PEERS_VENV)/.installed: | sysdeps
 	@[ -x $(PEERS_VENV)/bin/python ] || $(PYTHON) -m venv $(PEERS_VENV)
 	@echo "make: installing gunicorn, gevent, bjoern, flask, numpy into $(PEERS_VENV)"
-	@$(PEERS_VENV)/bin/pip install -q --disable-pip-version-check gunicorn gevent bjoern flask numpy
+	@$(PEERS_VENV)/bin/pip install -q --disable-pip-version-check gunicorn gevent packaging bjoern flask numpy
 	@touch $@
 
 bench: bench-sysdeps $(EXT_STAMP) $(PEERS_VENV)/.installed

@@ -314,7 +314,8 @@ def run_one(args, name: str, scenario: str, tmp: Path) -> tuple[dict, list[str],
             t_new = time.monotonic() - t0
             time.sleep(0.5)  # new workers accepting
             os.kill(master, signal.SIGWINCH)
-            wait_for(lambda: not children(master), 20, "old workers gone")
+            # the new master is a child of the old one too
+            wait_for(lambda: not set(children(master)) - {new}, 20, "old workers gone")
             t_winch = time.monotonic() - t0
             os.kill(master, signal.SIGQUIT)
             wait_for(lambda: not alive(master), 20, "old master gone")

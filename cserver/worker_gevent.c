@@ -88,6 +88,8 @@ struct gworker {
     int nconns, max_conns;
     int accepting;        /* listener watchers are started */
     int stopping;         /* graceful drain under way */
+    const char *stop_why; /* a drain asked for outside the hub (static text) */
+    int stop_asked;
     int killing;          /* tearing down: waits fail at once */
     int done;             /* the main greenlet may tear down */
     int main_waiting;     /* the main greenlet sleeps in the hub */
@@ -290,7 +292,8 @@ set_accepting(gworker *gw, int on)
 static void
 maybe_resume_accepting(gworker *gw)
 {
-    if (!gw->accepting && !gw->stopping && !gw->killing && gw->nconns < gw->max_conns
+    if (!gw->accepting && !gw->stopping && !gw->stop_asked && !gw->killing
+        && gw->nconns < gw->max_conns
         && cn_now_ms() >= gw->backoff_until) {
         set_accepting(gw, 1);
     }
@@ -451,6 +454,18 @@ coop_linger(gconn *gc)
     }
 }
 
+/* Ask for the graceful stop from any greenlet: accept no more now; the
+ * ticker (in the hub) begins the drain.  `why` is static text to log. */
+static void
+ask_stop(gworker *gw, const char *why)
+{
+    if (!gw->stop_asked) {
+        gw->stop_asked = 1;
+        gw->stop_why = why;
+        set_accepting(gw, 0);
+    }
+}
+
 /* Wait for the next request on a connection with nothing buffered, holding
  * no buffer meanwhile (an idle keep-alive connection costs its greenlet and
  * little else).  1: bytes (or EOF) are there, read the head; 0: close. */
@@ -484,7 +499,7 @@ serve_connection(gconn *gc)
     cn_conn *c = &gc->c;
     for (;;) {
         if (c->pos == c->len) {
-            if (gw->stopping && c->nrequests > 0) {
+            if ((gw->stopping || gw->stop_asked) && c->nrequests > 0) {
                 return 0;
             }
             int timeout = c->nrequests > 0 ? w->keepalive_ms : w->head_timeout_ms;
@@ -496,10 +511,14 @@ serve_connection(gconn *gc)
         if (r != 1) {
             return r < 0;
         }
-        if (gw->stopping || w->keepalive_ms == 0) {
+        int last = w->max_requests > 0 && w->requests + 1 >= (uint64_t)w->max_requests;
+        if (gw->stopping || gw->stop_asked || last || w->keepalive_ms == 0) {
             c->keepalive = 0; /* the response says Connection: close */
         }
         r = cn_serve_request(w, c);
+        if (last) {
+            ask_stop(gw, "Autorestarting worker after current request.");
+        }
         if (r <= 0) {
             return r < 0;
         }
@@ -593,14 +612,14 @@ on_tick(PyObject *self, PyObject *Py_UNUSED(unused))
         gw->done = 1;
     }
     else if (!gw->stopping) {
-        if (cn_worker_stopping()) {
+        if (gw->stop_asked) {
+            begin_drain(gw, gw->stop_why);
+        }
+        else if (cn_worker_stopping()) {
             begin_drain(gw, NULL);
         }
         else if (getppid() != gw->ppid) {
             begin_drain(gw, "Parent changed, shutting down");
-        }
-        else if (w->max_requests > 0 && w->requests >= (uint64_t)w->max_requests) {
-            begin_drain(gw, "Autorestarting worker after current request.");
         }
     }
     uint64_t now = cn_now_ms();

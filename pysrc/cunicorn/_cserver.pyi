@@ -145,6 +145,25 @@ def run_worker_gevent(
     connections, let requests in progress finish within ``graceful_timeout``;
     QUIT/INT: now.  Returns the exit code (0)."""
 
+def run_worker_gthread(
+    app: Callable[..., Iterable[bytes]],
+    listeners: list[tuple[int, str, str]],
+    base_environ: dict[str, Any],
+    *,
+    threads: int = 1,
+    worker_connections: int = 1000,
+    **kwargs: Any,
+) -> int:
+    """Run the gthread worker: a libev loop thread (no GIL) owns every socket --
+    accept, idle keep-alive, reading and parsing heads, the heartbeat -- and
+    ``threads`` pool threads run the app with the GIL.  ``kwargs`` are exactly
+    :func:`run_worker`'s keywords.  At most ``worker_connections`` connections
+    are open at once (accepting pauses at the cap).  TERM: stop accepting,
+    close idle keep-alive connections, finish in-flight requests within
+    ``graceful_timeout``; QUIT/INT: now; ``max_requests`` retires the worker
+    the same way.  Returns the exit code (0).
+    """
+
 def parse_requests(
     data: bytes,
     *,

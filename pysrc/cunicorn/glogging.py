@@ -418,7 +418,10 @@ class Logger:
             if getattr(h, "_gunicorn", False):
                 log.removeHandler(h)
                 if isinstance(h, (logging.FileHandler, logging.handlers.SysLogHandler)):
-                    h.close()
+                    try:
+                        h.close()
+                    except OSError:  # a last flush to a full disk
+                        pass
         if output is None:
             return
         if output == "-":

@@ -1,0 +1,436 @@
+#!/usr/bin/env python3
+"""Benchmarks of the gthread worker (issue 5), side by side with gunicorn gthread.
+
+Not a test: it prints figures (docs/benchmarks.md, "gthread worker").  Method as in
+BENCH.md: each server alone on 127.0.0.1, started fresh, stopped by its pid; wrk
+-t2, a warm-up run thrown away, then a measured run; server CPU µs per request =
+utime+stime of the server's process tree (from /proc) ÷ requests; rounds
+interleaved A B A B and the median of ``--repeat`` rounds.
+
+    .venv/bin/python bench/gthread.py --peers-python bench/.venv-peers/bin/python
+    .venv/bin/python bench/gthread.py --only hello,flask --repeat 1 --duration 3
+
+Parts (``--only``): hello, flask (keep-alive c50); matmul (c200, with a probe
+hitting /probe every 10 ms, its p99 printed beside gunicorn's); idle (10,000
+idle keep-alive connections on one worker: RSS growth).  flask and numpy come
+from the peers' python (its site-packages go on cunicorn's PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_ticks(root: int) -> int:
+    """utime+stime of ``root`` and its live children (ticks)."""
+    pids = [root]
+    try:
+        out = subprocess.run(
+            ["pgrep", "-P", str(root)], capture_output=True, text=True
+        ).stdout
+        pids += [int(p) for p in out.split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Srv:
+    def __init__(self, cmd: list[str], env: dict | None = None):
+        self.port = free_port()
+        self.cmd = [c.replace("{BIND}", f"{HOST}:{self.port}") for c in cmd]
+        e = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+        e.update(env or {})
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-gthread-", delete=False)
+        self.proc = subprocess.Popen(
+            self.cmd,
+            cwd=HERE / "apps",
+            env=e,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        if not wait_port(self.port):
+            self.stop()
+            raise RuntimeError(f"server did not start: {self.cmd}\n{self.log_text()}")
+        time.sleep(0.5)  # let every worker boot
+
+    def log_text(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def workers(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(p) for p in out.split()]
+
+
+def wrk(port: int, conns: int, duration: float, path: str = "/") -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{conns}",
+            f"-d{duration}s",
+            "--latency",
+            "--timeout",
+            "5s",
+            f"http://{HOST}:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    ).stdout
+    res = {"requests": 0, "rps": 0.0, "p50": None, "p99": None, "errors": 0}
+    m = re.search(r"(\d+) requests in", out)
+    if m:
+        res["requests"] = int(m.group(1))
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if m:
+        res["rps"] = float(m.group(1))
+    for key, pat in (
+        ("p50", r"50%\s+([\d.]+)(us|ms|s)"),
+        ("p99", r"99%\s+([\d.]+)(us|ms|s)"),
+    ):
+        m = re.search(pat, out)
+        if m:
+            v = float(m.group(1))
+            res[key] = (
+                v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
+            )
+    for pat in (
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+        r"Non-2xx or 3xx responses: (\d+)",
+    ):
+        m = re.search(pat, out)
+        if m:
+            res["errors"] += sum(int(x) for x in m.groups())
+    m = re.search(r"timeout (\d+)", out)
+    res["timeouts"] = int(m.group(1)) if m else 0
+    return res
+
+
+class Probe(threading.Thread):
+    """GET /probe every 10 ms on one keep-alive connection; latencies in ms."""
+
+    def __init__(self, port: int):
+        super().__init__(daemon=True)
+        self.port = port
+        self.lat: list[float] = []
+        self.failures = 0
+        self.stop_evt = threading.Event()
+
+    def run(self) -> None:
+        sock = None
+        req = b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n"
+        while not self.stop_evt.is_set():
+            t0 = time.perf_counter()
+            try:
+                if sock is None:
+                    sock = socket.create_connection((HOST, self.port), timeout=5)
+                sock.sendall(req)
+                buf = b""
+                while not buf.endswith(b"\r\n\r\nok"):
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise OSError("closed")
+                    buf += chunk
+                self.lat.append((time.perf_counter() - t0) * 1000)
+            except OSError:
+                self.failures += 1
+                if sock is not None:
+                    sock.close()
+                sock = None
+            time.sleep(max(0.0, 0.010 - (time.perf_counter() - t0)))
+        if sock is not None:
+            sock.close()
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))]
+
+
+def measure(cfg: dict, args, conns: int, probe: bool = False) -> dict:
+    srv = Srv(cfg["cmd"], cfg.get("env"))
+    try:
+        wrk(srv.port, conns, args.warmup)
+        p = Probe(srv.port) if probe else None
+        t0 = tree_ticks(srv.proc.pid)
+        if p:
+            p.start()
+        res = wrk(srv.port, conns, args.duration)
+        t1 = tree_ticks(srv.proc.pid)
+        if p:
+            p.stop_evt.set()
+            p.join(10)
+            res["probe_p99"] = pct(p.lat, 0.99)
+            res["probe_p50"] = pct(p.lat, 0.50)
+            res["probe_n"] = len(p.lat)
+            res["probe_fail"] = p.failures
+        res["cpu_us"] = (
+            (t1 - t0) / CLK_TCK * 1e6 / res["requests"] if res["requests"] else None
+        )
+        return res
+    finally:
+        srv.stop()
+
+
+def fmt(v, nd=1):
+    return "-" if v is None else f"{v:,.{nd}f}"
+
+
+def compare(
+    title: str, cfgs: list[dict], args, conns: int, probe: bool = False
+) -> None:
+    rounds: dict[str, list[dict]] = {c["label"]: [] for c in cfgs}
+    for _ in range(args.repeat):
+        for c in cfgs:
+            rounds[c["label"]].append(measure(c, args, conns, probe))
+    run = f"wrk -t2 -c{conns}, {args.duration:g} s, median of {args.repeat}"
+    print(f"\n### {title} ({run})\n")
+    cols = "| server | req/s | p50 ms | p99 ms | errors | server CPU µs/req |"
+    sep = "|---|---:|---:|---:|---:|---:|"
+    if probe:
+        cols += " probe p50 ms | probe p99 ms |"
+        sep += "---:|---:|"
+    print(cols)
+    print(sep)
+    for label, rs in rounds.items():
+
+        def med(k, rs=rs):
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            return statistics.median(vals) if vals else None
+
+        line = (
+            f"| {label} | {fmt(med('rps'), 0)} | {fmt(med('p50'), 2)}"
+            f" | {fmt(med('p99'), 2)} | {fmt(med('errors'), 0)}"
+            f" | {fmt(med('cpu_us'))} |"
+        )
+        if probe:
+            line += f" {fmt(med('probe_p50'), 2)} | {fmt(med('probe_p99'), 2)} |"
+        print(line, flush=True)
+
+
+def vm_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def idle_rss(args, n: int = 10000) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, n + 1000)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < n + 100:
+        print(f"\nidle: RLIMIT_NOFILE hard limit {hard} is below {n}; skipped")
+        return
+    cmd = [
+        args.cunicorn,
+        "-w",
+        "1",
+        "-k",
+        "gthread",
+        "--threads",
+        "4",
+        "--worker-connections",
+        str(n + 100),
+        "--keep-alive",
+        "120",
+        "-b",
+        "{BIND}",
+        "hello:app",
+    ]
+    srv = Srv(cmd)
+    socks = []
+    try:
+        wpid = srv.workers()[0]
+        req = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        # warm the worker with a few requests first
+        for _ in range(100):
+            with socket.create_connection((HOST, srv.port)) as s:
+                s.sendall(req)
+                s.recv(4096)
+        before = vm_rss_kb(wpid)
+        for _ in range(n):
+            s = socket.create_connection((HOST, srv.port), timeout=10)
+            s.sendall(req)
+            socks.append(s)
+        for s in socks:  # every connection served once, now idle
+            buf = b""
+            while not buf.endswith(b"Hello, World!"):
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise RuntimeError("a connection closed early")
+                buf += chunk
+        time.sleep(0.5)
+        after = vm_rss_kb(wpid)
+        t0 = time.perf_counter()
+        with socket.create_connection((HOST, srv.port)) as s:
+            s.sendall(req)
+            s.recv(4096)
+        lat = (time.perf_counter() - t0) * 1000
+        print(f"\n### {n:,} idle keep-alive connections on one gthread worker\n")
+        print(
+            "| worker RSS before | with the connections idle | growth"
+            " | per connection | one more request |"
+        )
+        print("|---:|---:|---:|---:|---:|")
+        print(
+            f"| {before / 1024:.1f} MB | {after / 1024:.1f} MB"
+            f" | {(after - before) / 1024:.1f} MB"
+            f" | {(after - before) * 1024 / n:.0f} B | {lat:.2f} ms |",
+            flush=True,
+        )
+    finally:
+        for s in socks:
+            s.close()
+        srv.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cunicorn", default=str(ROOT / ".venv" / "bin" / "cunicorn"))
+    p.add_argument(
+        "--peers-python", default=str(HERE / ".venv-peers" / "bin" / "python")
+    )
+    p.add_argument("--only", default="hello,flask,matmul,idle")
+    p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    parts = args.only.split(",")
+    site = subprocess.run(
+        [
+            args.peers_python,
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    peers_env = {"PYTHONPATH": site}
+    gun = [
+        args.peers_python,
+        "-m",
+        "gunicorn",
+        "-w",
+        "2",
+        "-k",
+        "gthread",
+        "--threads",
+        "4",
+        "-b",
+        "{BIND}",
+    ]
+
+    def cun(threads, app):
+        return {
+            "label": f"cunicorn gthread -w 2 --threads {threads}",
+            "cmd": [
+                args.cunicorn,
+                "-w",
+                "2",
+                "-k",
+                "gthread",
+                "--threads",
+                str(threads),
+                "-b",
+                "{BIND}",
+                app,
+            ],
+            "env": peers_env,
+        }
+
+    def gunicorn(app):
+        return {"label": "gunicorn gthread -w 2 --threads 4", "cmd": gun + [app]}
+
+    when = time.strftime("%Y-%m-%d %H:%M")
+    print(f"# gthread benchmarks, {when}, {os.cpu_count()} CPUs")
+    if "hello" in parts:
+        compare(
+            "hello, keep-alive",
+            [cun(4, "hello:app"), cun(1, "hello:app"), gunicorn("hello:app")],
+            args,
+            50,
+        )
+    if "flask" in parts:
+        compare(
+            "Flask hello, keep-alive",
+            [
+                cun(4, "flask_app:app"),
+                cun(1, "flask_app:app"),
+                gunicorn("flask_app:app"),
+            ],
+            args,
+            50,
+        )
+    if "matmul" in parts:
+        compare(
+            "matmul 256x256 float32, keep-alive, probe /probe every 10 ms",
+            [cun(4, "matmul_probe:app"), gunicorn("matmul_probe:app")],
+            args,
+            200,
+            probe=True,
+        )
+    if "idle" in parts:
+        idle_rss(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
