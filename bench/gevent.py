@@ -161,8 +161,10 @@ def idle_scenario(kind: str, python: str, args) -> dict:
         rss0 = vm_rss_kb(worker) or 0
         socks = open_idle(srv.port, args.idle)
         try:
+            time.sleep(2.0)  # settle: the idle connections are parked by now
             rss1 = vm_rss_kb(worker) or 0
             res = wrk(srv.port, 10, args.duration)
+            rss1 = max(rss1, vm_rss_kb(worker) or 0)
             alive = sum(1 for s in socks if _still_open(s))
         finally:
             for s in socks:

@@ -120,7 +120,7 @@ def wrk(port: int, conns: int, duration: float, path: str = "/") -> dict:
             "wrk",
             "-t2",
             f"-c{conns}",
-            f"-d{duration}s",
+            f"-d{duration:g}s",
             "--latency",
             "--timeout",
             "5s",

@@ -45,6 +45,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -177,6 +179,48 @@ class Load:
         return total, failures
 
 
+class WrkLoad:
+    """The same load from wrk (``--client wrk``): ``-t2 -c CLIENTS``, its own
+    keep-alive client.  wrk's socket errors map to the kinds above: connect
+    -> refused, read -> eof (a reset or a close under a request), write ->
+    reset, timeout -> timeout; Non-2xx -> non2xx."""
+
+    def __init__(self, wrk: str, port: int, clients: int, duration: float) -> None:
+        self.proc = subprocess.Popen(
+            [
+                wrk,
+                "-t2",
+                f"-c{clients}",
+                f"-d{duration:.0f}s",
+                "--timeout",
+                "10s",
+                f"http://127.0.0.1:{port}/",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.duration = duration
+
+    def result(self) -> tuple[dict, list[str]]:
+        out, _ = self.proc.communicate(timeout=self.duration + 30)
+        counts = dict.fromkeys(KINDS, 0)
+        m = re.search(r"(\d+) requests in", out)
+        total = int(m.group(1)) if m else 0
+        m = re.search(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+        )
+        if m:
+            counts["refused"], counts["eof"], counts["reset"], counts["timeout"] = map(
+                int, m.groups()
+            )
+        m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if m:
+            counts["non2xx"] = int(m.group(1))
+        counts["ok"] = total - counts["non2xx"]
+        return counts, []
+
+
 # -- servers -------------------------------------------------------------------
 
 
@@ -288,7 +332,10 @@ def run_one(args, name: str, scenario: str, tmp: Path) -> tuple[dict, list[str],
         wait_for(lambda: len(children(master)) >= 2 and answers(port), 30, "server up")
         time.sleep(0.5)  # workers past their first requests
         workers_seen.update(children(master))
-        load = Load(port, args.clients, args.duration)
+        if args.client == "wrk":
+            load = WrkLoad(args.wrk, port, args.clients, args.duration)
+        else:
+            load = Load(port, args.clients, args.duration)
         t0 = time.monotonic()
 
         def at(t: float) -> None:
@@ -358,6 +405,8 @@ def main() -> int:
     p.add_argument("--scenarios", default="hup,ttin_ttou,usr2,max_req")
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--client", choices=["python", "wrk"], default="python")
+    p.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
     p.add_argument("--cunicorn-python", default=str(ROOT / ".venv" / "bin" / "python"))
     p.add_argument(
         "--peers-python", default=str(HERE / ".venv-peers" / "bin" / "python")
@@ -367,7 +416,7 @@ def main() -> int:
         raise SystemExit("--duration must be at least 7 s (signals at 2 s and 5 s)")
 
     print(
-        f"# lifecycle: {args.clients} keep-alive clients, "
+        f"# lifecycle: {args.clients} keep-alive clients ({args.client}), "
         f"{args.duration:.0f} s per run, hello app, -w 2, 127.0.0.1"
     )
     print(

@@ -53,6 +53,10 @@
 #define CN_DISCARD_LIMIT (1 << 20) /* unread body drained for keep-alive */
 #define CN_LINGER_MS 1000
 #define CN_LINGER_BYTES (256 * 1024)
+/* A keep-alive connection idle this long gives up its greenlet until its
+ * next request: a suspended greenlet that ran Python code keeps a Python
+ * frame stack chunk (several KB), too much for thousands of idle clients. */
+#define CN_PARK_MS 1000
 
 typedef struct gworker gworker;
 
@@ -63,6 +67,7 @@ typedef struct gconn {
     PyObject *greenlet;  /* strong: serves this connection */
     PyObject *self;      /* strong: capsule pointing here (callbacks' self) */
     PyObject *wake;      /* strong: conn_wake bound to self (watcher callback) */
+    PyObject *revive;    /* strong or NULL: conn_revive bound to self */
     PyObject *rw, *ww;   /* strong or NULL: gevent io watchers, read / write */
     PyObject *waiter;    /* strong while waiting: the greenlet to resume */
     uint64_t deadline;   /* cn_now_ms() the wait ends at, 0 = never */
@@ -70,6 +75,8 @@ typedef struct gconn {
     int wake_result;     /* what the wait returns: 0, -ETIMEDOUT, -ECANCELED */
     unsigned idle : 1;      /* waiting for the next request: a drain closes it */
     unsigned cancelled : 1; /* killed: every later wait fails at once */
+    unsigned parked : 1;    /* idle without a greenlet; rw wakes conn_revive */
+    unsigned started : 1;   /* conn_run has set the connection up */
 } gconn;
 
 struct gworker {
@@ -330,11 +337,40 @@ static void
 gconn_free(gconn *gc)
 {
     Py_CLEAR(gc->wake);
+    Py_CLEAR(gc->revive);
     Py_CLEAR(gc->self);
     Py_CLEAR(gc->greenlet);
     Py_CLEAR(gc->waiter);
     cn_conn_free_buffers(&gc->c);
     PyMem_Free(gc);
+}
+
+static void release_conn(gconn *gc);
+
+/* Give gc a new greenlet (child of the hub) running conn_run and switch
+ * into it: it runs until its first wait (or to its end) and comes back here.
+ * Hub context.  gc may be freed on return.  Never leaves an exception. */
+static void
+run_conn(gconn *gc)
+{
+    gworker *gw = gc->gw;
+    PyObject *run = PyCFunction_New(&conn_run_def, gc->self);
+    if (run != NULL) {
+        gc->greenlet = cn_greenlet_new(run, gw->hub);
+        Py_DECREF(run);
+    }
+    if (gc->greenlet == NULL) {
+        cn_worker_log(&gw->w, "error", "gevent: cannot start a connection greenlet", 1);
+        release_conn(gc);
+        return;
+    }
+    PyObject *g = Py_NewRef(gc->greenlet);
+    PyObject *r = cn_greenlet_switch(g, NULL);
+    Py_DECREF(g);
+    if (r == NULL) {
+        cn_worker_log(&gw->w, "error", "gevent: a connection greenlet failed", 1);
+    }
+    Py_XDECREF(r);
 }
 
 /* Serve the accepted socket `fd` in a new greenlet, switched into at once:
@@ -345,7 +381,6 @@ start_conn(gworker *gw, int fd, int listener, const struct sockaddr_storage *pee
            socklen_t peer_len)
 {
     gconn *gc = NULL;
-    PyObject *run = NULL;
     if (byfd_reserve(gw, fd) < 0 || (gc = PyMem_Calloc(1, sizeof(gconn))) == NULL) {
         close(fd);
         cn_worker_log(&gw->w, "error", "gevent: out of memory accepting a connection", 0);
@@ -360,14 +395,9 @@ start_conn(gworker *gw, int fd, int listener, const struct sockaddr_storage *pee
     gc->self = PyCapsule_New(gc, "cunicorn.gconn", NULL);
     if (gc->self != NULL) {
         gc->wake = PyCFunction_New(&conn_wake_def, gc->self);
-        run = PyCFunction_New(&conn_run_def, gc->self);
     }
-    if (run != NULL && gc->wake != NULL) {
-        gc->greenlet = cn_greenlet_new(run, gw->hub);
-    }
-    Py_XDECREF(run);
-    if (gc->greenlet == NULL) {
-        cn_worker_log(&gw->w, "error", "gevent: cannot start a connection greenlet", 1);
+    if (gc->wake == NULL) {
+        cn_worker_log(&gw->w, "error", "gevent: cannot set up a connection", 1);
         close(fd);
         gc->c.fd = -1;
         gconn_free(gc);
@@ -375,13 +405,7 @@ start_conn(gworker *gw, int fd, int listener, const struct sockaddr_storage *pee
     }
     gw->byfd[fd] = gc;
     gw->nconns++;
-    PyObject *g = Py_NewRef(gc->greenlet);
-    PyObject *r = cn_greenlet_switch(g, NULL);
-    Py_DECREF(g);
-    if (r == NULL) {
-        cn_worker_log(&gw->w, "error", "gevent: a connection greenlet failed", 1);
-    }
-    Py_XDECREF(r);
+    run_conn(gc);
 }
 
 /* A listener is readable: accept a batch, each into its own greenlet,
@@ -467,12 +491,14 @@ ask_stop(gworker *gw, const char *why)
 }
 
 /* Wait for the next request on a connection with nothing buffered, holding
- * no buffer meanwhile (an idle keep-alive connection costs its greenlet and
- * little else).  1: bytes (or EOF) are there, read the head; 0: close. */
+ * no buffer meanwhile.  1: bytes (or EOF) are there, read the head; 0:
+ * close; 2: still idle after CN_PARK_MS, park it (gc->deadline is when its
+ * wait ends). */
 static int
 wait_next_request(gconn *gc, int timeout_ms)
 {
     cn_conn *c = &gc->c;
+    uint64_t end = cn_now_ms() + (uint64_t)timeout_ms;
     char b;
     ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
     if (n > 0) {
@@ -483,14 +509,19 @@ wait_next_request(gconn *gc, int timeout_ms)
     }
     cn_conn_free_buffers(c);
     gc->idle = 1;
-    int r = gconn_wait(gc, POLLIN, timeout_ms);
+    int park = timeout_ms > CN_PARK_MS;
+    int r = gconn_wait(gc, POLLIN, park ? CN_PARK_MS : timeout_ms);
     gc->idle = 0;
+    if (r == -ETIMEDOUT && park && !gc->cancelled && !gc->gw->killing) {
+        gc->deadline = end; /* the keep-alive limit, kept while parked */
+        return 2;
+    }
     return r == 0;
 }
 
 /* Serve requests on the connection until it closes (keep-alive, pipelined
- * requests in order), then release it.  Returns 1 to close with a lingering
- * drain, 0 to close at once. */
+ * requests in order).  Returns 1 to close with a lingering drain, 0 to close
+ * at once, 2 to park it. */
 static int
 serve_connection(gconn *gc)
 {
@@ -503,8 +534,9 @@ serve_connection(gconn *gc)
                 return 0;
             }
             int timeout = c->nrequests > 0 ? w->keepalive_ms : w->head_timeout_ms;
-            if (!wait_next_request(gc, timeout > 0 ? timeout : 1)) {
-                return 0;
+            int r = wait_next_request(gc, timeout > 0 ? timeout : 1);
+            if (r != 1) {
+                return r == 2 ? 2 : 0;
             }
         }
         int r = cn_serve_head_result(w, c, cn_conn_read_head(c, &w->limits, w->head_timeout_ms));
@@ -531,8 +563,68 @@ serve_connection(gconn *gc)
     }
 }
 
-/* The greenlet's run: serve, close, release the gconn.  self is its capsule.
- * Always returns None (errors are logged). */
+/* Close and free a connection that no greenlet is serving any more (its
+ * own, at its end, or none: parked).  No switch; any context. */
+static void
+release_conn(gconn *gc)
+{
+    gworker *gw = gc->gw;
+    cn_conn *c = &gc->c;
+    watcher_drop(gw, &gc->rw);
+    watcher_drop(gw, &gc->ww);
+    if (c->fd >= 0 && c->fd < gw->nfd && gw->byfd[c->fd] == gc) {
+        gw->byfd[c->fd] = NULL;
+    }
+    cn_conn_close(c, 0);
+    gw->nconns--;
+    gconn_free(gc);
+    maybe_resume_accepting(gw);
+}
+
+/* The parked connection's socket is readable: serve it in a new greenlet.
+ * Hub context (rw's callback); self is the capsule. */
+static PyObject *
+conn_revive(PyObject *self, PyObject *Py_UNUSED(unused))
+{
+    Py_INCREF(self);
+    gconn *gc = conn_of(self);
+    if (gc != NULL && gc->parked) {
+        gc->parked = 0;
+        gc->deadline = 0;
+        if (watcher_call(gc->rw, gc->gw->s_stop) < 0) {
+            PyErr_Clear();
+        }
+        run_conn(gc); /* may free gc */
+    }
+    PyErr_Clear();
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef conn_revive_def = {"cn_gevent_revive", conn_revive, METH_NOARGS, NULL};
+
+/* Park an idle keep-alive connection: its read watcher calls conn_revive
+ * when the next request comes; the ticker closes it at gc->deadline.
+ * 0, or -1 (then close it). */
+static int
+park_conn(gconn *gc)
+{
+    gworker *gw = gc->gw;
+    if (gc->revive == NULL) {
+        gc->revive = PyCFunction_New(&conn_revive_def, gc->self);
+    }
+    if (gc->revive == NULL || gc->rw == NULL
+        || watcher_start(gw, gc->rw, gc->revive, NULL) < 0) {
+        PyErr_Clear();
+        return -1;
+    }
+    gc->parked = 1;
+    return 0;
+}
+
+/* The greenlet's run: serve; then park the connection, or close and free
+ * it.  self is the gconn's capsule.  Always returns None (errors are
+ * logged). */
 static PyObject *
 conn_run(PyObject *self, PyObject *Py_UNUSED(unused))
 {
@@ -543,25 +635,25 @@ conn_run(PyObject *self, PyObject *Py_UNUSED(unused))
     Py_INCREF(self);
     gworker *gw = gc->gw;
     cn_conn *c = &gc->c;
-    c->has_proxy = 0;
-    c->nrequests = 0;
-    cn_peer_ip(c);
-    int linger = serve_connection(gc);
+    if (!gc->started) {
+        gc->started = 1;
+        c->has_proxy = 0;
+        c->nrequests = 0;
+        cn_peer_ip(c);
+    }
+    int how = serve_connection(gc);
     if (PyErr_Occurred()) {
         cn_worker_log(&gw->w, "error", "gevent: error serving a connection", 1);
     }
-    if (linger && !gc->cancelled && !gw->killing) {
-        coop_linger(gc);
+    if (how == 2 && park_conn(gc) == 0) {
+        Py_CLEAR(gc->greenlet); /* this greenlet ends; another serves the next request */
     }
-    watcher_drop(gw, &gc->rw);
-    watcher_drop(gw, &gc->ww);
-    if (c->fd >= 0 && c->fd < gw->nfd && gw->byfd[c->fd] == gc) {
-        gw->byfd[c->fd] = NULL;
+    else {
+        if (how == 1 && !gc->cancelled && !gw->killing) {
+            coop_linger(gc);
+        }
+        release_conn(gc);
     }
-    cn_conn_close(c, 0);
-    gw->nconns--;
-    gconn_free(gc);
-    maybe_resume_accepting(gw);
     Py_DECREF(self);
     PyErr_Clear();
     Py_RETURN_NONE;
@@ -590,7 +682,10 @@ begin_drain(gworker *gw, const char *why)
             continue;
         }
         gc->c.must_close = 1;
-        if (gc->idle) {
+        if (gc->parked) {
+            release_conn(gc);
+        }
+        else if (gc->idle) {
             wake_conn(gc, -ECANCELED); /* may free gc */
         }
     }
@@ -625,7 +720,13 @@ on_tick(PyObject *self, PyObject *Py_UNUSED(unused))
     uint64_t now = cn_now_ms();
     for (int fd = 0; !gw->done && fd < gw->nfd; fd++) {
         gconn *gc = gw->byfd[fd];
-        if (gc != NULL && gc->waiting && gc->deadline != 0 && now >= gc->deadline) {
+        if (gc == NULL || gc->deadline == 0 || now < gc->deadline) {
+            continue;
+        }
+        if (gc->parked) {
+            release_conn(gc); /* the keep-alive timeout */
+        }
+        else if (gc->waiting) {
             wake_conn(gc, -ETIMEDOUT); /* may free gc */
         }
     }
@@ -715,7 +816,11 @@ kill_conns(gworker *gw)
     gw->killing = 1;
     for (int fd = 0; fd < gw->nfd; fd++) {
         gconn *gc = gw->byfd[fd];
-        if (gc == NULL || gc->greenlet == NULL) {
+        if (gc == NULL) {
+            continue;
+        }
+        if (gc->parked || gc->greenlet == NULL) {
+            release_conn(gc);
             continue;
         }
         PyObject *g = Py_NewRef(gc->greenlet);
