@@ -612,16 +612,23 @@ manage_workers(cn_master *m)
 }
 
 /* Change the target worker count and tell hooks.nworkers_changed(new, old)
- * (gunicorn's num_workers setter).  CN_GIL. */
+ * when it changed, or always with `force` (gunicorn's num_workers setter
+ * fires on every reload).  CN_GIL. */
 static void
-set_num_workers(cn_master *m, int n)
+set_num_workers_ex(cn_master *m, int n, int force)
 {
     int old = m->num_workers;
 
     m->num_workers = n;
-    if (n != old) {
+    if (n != old || force) {
         cn_master_hook(m, "nworkers_changed", "(ii)", n, old);
     }
+}
+
+static void
+set_num_workers(cn_master *m, int n)
+{
+    set_num_workers_ex(m, n, 0);
 }
 
 /* After HUP: once every worker of the new generation is accepting (its
@@ -632,7 +639,7 @@ set_num_workers(cn_master *m, int n)
 static void
 retire_old_generation(cn_master *m)
 {
-    int waiting = 0, booted = 0, old = 0;
+    int booted = 0, old = 0;
 
     if (m->hup_deadline == 0) {
         return;
@@ -645,14 +652,10 @@ retire_old_generation(cn_master *m)
         if (w->old) {
             old++;
         }
-        else if (cn_heartbeat_read(m->hb.buf, i) & CN_HB_UNBOOTED) {
-            waiting++;
-        }
-        else {
+        else if (!(cn_heartbeat_read(m->hb.buf, i) & CN_HB_UNBOOTED)) {
             booted++;
         }
     }
-    (void)waiting;
     if (old > 0 && booted < m->num_workers && now_ms() < m->hup_deadline) {
         return;
     }
@@ -834,7 +837,7 @@ apply_reload(cn_master *m, PyObject *res)
     }
     m->timeout_ms = t_ms;
     m->graceful_ms = g_ms;
-    set_num_workers(m, workers);
+    set_num_workers_ex(m, workers, 1);
     return 0;
 }
 

@@ -80,6 +80,7 @@ class Arbiter:
 
     @property
     def proc_name(self) -> str:
+        # gunicorn: proc_name, else default_proc_name, which its app sets to the URI
         name = self.cfg.values.get("proc_name") or self.app.app_uri or "cunicorn"
         return f"{name}.2" if self.master_pid else name
 

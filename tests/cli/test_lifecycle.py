@@ -70,6 +70,7 @@ class Load:
     def __init__(self, port: int, clients: int = 4) -> None:
         self.port = port
         self.ok = 0
+        self.max_latency = 0.0
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -80,6 +81,7 @@ class Load:
     def _run(self) -> None:
         raw = build_request("GET", "/")
         while not self._stop.is_set():
+            t0 = time.monotonic()
             try:
                 with socket.create_connection(
                     ("127.0.0.1", self.port), timeout=10
@@ -90,6 +92,7 @@ class Load:
             except Exception as e:  # refused, reset, timeout, bad response
                 err = repr(e)
             with self._lock:
+                self.max_latency = max(self.max_latency, time.monotonic() - t0)
                 if err is None:
                     self.ok += 1
                 else:
@@ -160,6 +163,23 @@ def test_hup_under_load_loses_nothing(server_factory):
             load.wait_more()
     assert load.failures == [], load.failures[:5]
     assert load.ok > 100
+
+
+def test_hup_old_workers_serve_until_the_new_ones_accept(server_factory):
+    # New workers take 2 s to import the app.  The old ones must keep answering
+    # meanwhile: no request waits in the backlog for the new generation.
+    env = {"LIFECYCLE_IMPORT_DELAY": "2"}
+    srv = server_factory(APP, "-w", "2", env=env, ready_timeout=20)
+    old = srv.worker_pids()
+    with Load(srv.port, clients=2) as load:
+        load.max_latency = 0.0
+        mark = srv.log_mark()
+        os.kill(srv.pid, signal.SIGHUP)
+        srv.wait_for_log(r"Booting worker with pid: \d+", count=2, since=mark)
+        assert wait_until(lambda: all(pid_gone(p) for p in old), 15), srv.log_tail()
+        load.wait_more()
+    assert load.failures == [], load.failures[:5]
+    assert load.max_latency < 1.0, load.max_latency
 
 
 def test_usr1_reopens_log_files_in_master_and_workers(server_factory, tmp_path):
@@ -452,6 +472,9 @@ def test_usr2_winch_quit_upgrade(daemon, tmp_path):
         # a second USR2 while the child lives is refused
         os.kill(old_master, signal.SIGUSR2)
         d.wait_log(r"USR2 signal ignored. Child exists.")
+        # ... and so is one to the new master while its parent lives
+        os.kill(new_master, signal.SIGUSR2)
+        d.wait_log(r"USR2 signal ignored. Parent exists.")
         load.wait_more()
         os.kill(old_master, signal.SIGWINCH)
         d.wait_log(r"graceful stop of workers")

@@ -8,8 +8,10 @@ Paths:
   ``/hang``        writes ``hang request started (pid N)`` and sleeps forever
                    without returning (the worker stops beating its heartbeat)
 
-``app`` is wrapped in ``wsgiref.validate.validator``.  ``nope`` is deliberately
-not defined: ``tests.cli.apps.lifecycle:nope`` is the "attribute missing" case.
+With $LIFECYCLE_IMPORT_DELAY set, importing this module takes that many
+seconds (an app that boots slowly).  ``app`` is wrapped in
+``wsgiref.validate.validator``.  ``nope`` is deliberately not defined:
+``tests.cli.apps.lifecycle:nope`` is the "attribute missing" case.
 """
 
 import os
@@ -17,6 +19,9 @@ import sys
 import time
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
+
+# $LIFECYCLE_IMPORT_DELAY: seconds this import takes (a slow-booting app)
+time.sleep(float(os.environ.get("LIFECYCLE_IMPORT_DELAY", "0")))
 
 
 def _note(what):
