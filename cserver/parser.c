@@ -715,6 +715,9 @@ static int
 parse_proxy(cn_conn *c)
 {
     size_t avail = c->len - c->pos;
+    if (avail == 0) {
+        return 0;
+    }
     const char *s = c->buf + c->pos;
     size_t k = avail < 12 ? avail : 12;
     if (memcmp(s, cn_pp2_sig, k) == 0) {

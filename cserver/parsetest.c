@@ -21,7 +21,10 @@ feed(cn_conn *c, const char *data, size_t total, size_t *fed, size_t chunk)
         return 0;
     }
     if (c->len + n > c->cap) {
-        size_t cap = c->len + n;
+        size_t cap = c->cap ? c->cap * 2 : 4096; /* geometric: byte-by-byte feeds */
+        while (cap < c->len + n) {
+            cap *= 2;
+        }
         char *b = realloc(c->buf, cap);
         if (b == NULL) {
             return -1;
