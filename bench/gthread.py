@@ -352,6 +352,16 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--ab",
+        metavar="DIR",
+        help="also run cunicorn with the package found in DIR (a copy of"
+        " pysrc/cunicorn with another build of _cserver: DIR/cunicorn/...)"
+        " in the same rounds, for before/after comparisons",
+    )
+    p.add_argument(
+        "--no-gunicorn", action="store_true", help="leave gunicorn out (quick A/B)"
+    )
     args = p.parse_args(argv)
     parts = args.only.split(",")
     site = subprocess.run(
@@ -378,9 +388,14 @@ def main(argv=None) -> int:
         "{BIND}",
     ]
 
-    def cun(threads, app):
+    def cun(threads, app, pkg_dir=None):
+        env = dict(peers_env)
+        label = f"cunicorn gthread -w 2 --threads {threads}"
+        if pkg_dir:
+            env["PYTHONPATH"] = f"{pkg_dir}:{site}"
+            label += f" [{pkg_dir}]"
         return {
-            "label": f"cunicorn gthread -w 2 --threads {threads}",
+            "label": label,
             "cmd": [
                 args.cunicorn,
                 "-w",
@@ -393,36 +408,40 @@ def main(argv=None) -> int:
                 "{BIND}",
                 app,
             ],
-            "env": peers_env,
+            "env": env,
         }
 
+    def cuns(app):
+        out = [cun(4, app), cun(1, app)]
+        if args.ab:
+            out += [cun(4, app, args.ab), cun(1, app, args.ab)]
+        return out
+
     def gunicorn(app):
-        return {"label": "gunicorn gthread -w 2 --threads 4", "cmd": gun + [app]}
+        if args.no_gunicorn:
+            return []
+        return [{"label": "gunicorn gthread -w 2 --threads 4", "cmd": gun + [app]}]
 
     when = time.strftime("%Y-%m-%d %H:%M")
     print(f"# gthread benchmarks, {when}, {os.cpu_count()} CPUs")
     if "hello" in parts:
         compare(
             "hello, keep-alive",
-            [cun(4, "hello:app"), cun(1, "hello:app"), gunicorn("hello:app")],
+            cuns("hello:app") + gunicorn("hello:app"),
             args,
             50,
         )
     if "flask" in parts:
         compare(
             "Flask hello, keep-alive",
-            [
-                cun(4, "flask_app:app"),
-                cun(1, "flask_app:app"),
-                gunicorn("flask_app:app"),
-            ],
+            cuns("flask_app:app") + gunicorn("flask_app:app"),
             args,
             50,
         )
     if "matmul" in parts:
         compare(
             "matmul 256x256 float32, keep-alive, probe /probe every 10 ms",
-            [cun(4, "matmul_probe:app"), gunicorn("matmul_probe:app")],
+            [cun(4, "matmul_probe:app"), *gunicorn("matmul_probe:app")],
             args,
             200,
             probe=True,

@@ -11,10 +11,22 @@
  *   pool    N threads that take the GIL to run cn_serve_request on a parsed
  *           request, then hand the connection back to the loop.
  *
- * Ownership of a connection follows its state: GT_READING, GT_LINGER and
- * GT_CLOSED belong to the loop thread, GT_POOL to the pool (queued or being
- * served).  A connection changes hands only through the two lists below,
- * each under its mutex.  Only the loop thread frees connections.
+ * Ownership of a connection follows its state: GT_READING, GT_LINGER,
+ * GT_CLOSED and GT_BACK belong to the loop thread, GT_POOL and GT_POOL_NOIO
+ * to the pool (queued or being served).  The loop gives a connection to the
+ * pool through the queue (pool_mu).  The pool gives it back in one of two
+ * ways:
+ *   - lazily, the common keep-alive case (nothing buffered, the loop's read
+ *     watcher still armed): one compare-and-swap GT_POOL -> GT_BACK, no
+ *     wake-up; the loop takes it over at its next readable event or timer
+ *     (it treats GT_BACK as "wait for the next head, idle since back_at");
+ *   - through the hand-back list (back_mu) and the async watcher, for
+ *     everything else (close, linger, pipelined bytes, or the loop stopped
+ *     the read watcher: it swapped GT_POOL -> GT_POOL_NOIO first, so the
+ *     pool's swap fails and it takes this path).
+ * The swap is the only point where both threads write the state; it is
+ * atomic, with release/acquire ordering for the connection's other fields.
+ * Only the loop thread frees connections.
  *
  * Lock order: GIL -> pool_mu and GIL -> back_mu; pool_mu and back_mu are
  * leaves (never held together, never held while taking the GIL).  The loop
@@ -29,7 +41,14 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-enum { GT_READING = 0, GT_POOL = 1, GT_LINGER = 2, GT_CLOSED = 3 };
+enum {
+    GT_READING = 0,
+    GT_POOL = 1,
+    GT_LINGER = 2,
+    GT_CLOSED = 3,
+    GT_POOL_NOIO = 4, /* in the pool, the loop's read watcher stopped */
+    GT_BACK = 5,      /* returned lazily by the pool, idle since back_at */
+};
 enum { GT_JOB_SERVE = 0, GT_JOB_ERROR = 1 };
 enum { GT_BACK_KEEP = 0, GT_BACK_CLOSE = 1, GT_BACK_LINGER = 2 };
 
@@ -44,11 +63,12 @@ typedef struct gt_conn {
     struct gt_conn *all_prev;  /* loop thread: list of open connections */
     struct gt_conn *all_next;
     struct gt_conn *dead_next; /* loop thread: closed, to be freed */
-    unsigned char state;       /* GT_*; written by the loop thread only */
+    _Atomic unsigned char state; /* GT_*; see the ownership notes above */
     unsigned char job;         /* GT_JOB_*: what the pool is asked to do */
     unsigned char back;        /* GT_BACK_*: set by the pool before handing back */
     unsigned char head_started;/* bytes of the next head have arrived */
     size_t drained;            /* lingering close: bytes dropped so far */
+    double back_at;            /* cn_gt_now() when the pool gave it back */
 } gt_conn;
 
 typedef struct cn_gthread {
@@ -112,6 +132,14 @@ void *cn_gt_loop_main(void *arg);
 /* Give a served connection back to the loop thread (pool thread, GIL held
  * or not): what to do is in gc->back. */
 void cn_gt_hand_back(cn_gthread *g, gt_conn *gc);
+
+/* Give back a kept-alive connection with nothing buffered without waking
+ * the loop (GT_POOL -> GT_BACK).  Pool thread; 1 when done (the caller must
+ * not touch gc again), 0 when it must use cn_gt_hand_back instead. */
+int cn_gt_release_idle(cn_gthread *g, gt_conn *gc);
+
+/* Monotonic seconds (coarse clock: a few ms resolution), any thread. */
+double cn_gt_now(void);
 
 /* Wake the loop thread to look at the flags (any thread). */
 void cn_gt_wake(cn_gthread *g);

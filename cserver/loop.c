@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GT_BUF 8192               /* read buffer; grows up to the head limit */
@@ -32,6 +33,7 @@
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
 #define GT_LINGER_S 1.0
 #define GT_LINGER_BYTES (256 * 1024)
+#define GT_POOL_CHECK_S 0.25      /* look for a lazily returned connection */
 
 #define GT_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
@@ -174,8 +176,10 @@ conn_dispatch(cn_gthread *g, gt_conn *gc, int job)
     /* The read watcher stays armed: a request without a body gets no more
      * bytes until its response, and the watcher is stopped lazily (in
      * on_conn_io) only if some do come.  So a keep-alive request costs no
-     * epoll_ctl in steady state. */
-    ev_timer_stop(g->loop, &gc->timer);
+     * epoll_ctl in steady state, and the pool can give the connection back
+     * without waking the loop (cn_gt_release_idle): the next readable
+     * event, or this timer if none comes, takes it over. */
+    conn_timer_set(g, gc, (int)(GT_POOL_CHECK_S * 1000));
     gc->state = GT_POOL;
     gc->job = (unsigned char)job;
     cn_gt_pool_push(g, gc);
@@ -265,17 +269,21 @@ conn_wait_head(cn_gthread *g, gt_conn *gc, int after_response)
         }
     }
     else {
+        /* Idle, even while stopping: a request may already be on its way
+         * (the client had our keep-alive answer); it is served, with
+         * Connection: close.  The keep-alive timer or the graceful deadline
+         * closes the connection otherwise. */
         buf_release(g, c);
-        if (g->stopping && after_response) {
-            conn_close(g, gc); /* idle keep-alive connection while stopping */
-            return;
-        }
     }
     if (c->eof) {
         conn_close(g, gc);
         return;
     }
-    int ms = gc->head_started || !after_response ? g->w.head_timeout_ms : g->w.keepalive_ms;
+    int ms = g->w.head_timeout_ms;
+    if (!gc->head_started && after_response) {
+        /* keep-alive counts from the end of the response */
+        ms = g->w.keepalive_ms - (int)((cn_gt_now() - gc->back_at) * 1000);
+    }
     conn_timer_set(g, gc, ms);
     if (!ev_is_active(&gc->io)) {
         ev_io_start(g->loop, &gc->io);
@@ -357,33 +365,101 @@ conn_free(cn_gthread *g, gt_conn *gc)
     free(gc);
 }
 
+/* The state of `gc` as the loop may act on it: GT_POOL and GT_POOL_NOIO
+ * (the pool's), or a loop state; a connection the pool returned lazily
+ * (GT_BACK) is taken over first, as if handed back.  Loop thread. */
+static int
+conn_claim(cn_gthread *g, gt_conn *gc)
+{
+    int st = atomic_load_explicit(&gc->state, memory_order_acquire);
+    if (st == GT_BACK) {
+        conn_wait_head(g, gc, 1);
+        st = atomic_load_explicit(&gc->state, memory_order_relaxed);
+    }
+    return st;
+}
+
 static void
 on_conn_io(struct ev_loop *loop, ev_io *io, int revents)
 {
     (void)revents;
     gt_conn *gc = GT_CONTAINER(io, gt_conn, io);
-    if (gc->state == GT_READING) {
-        conn_readable(gc->g, gc);
-    }
-    else if (gc->state == GT_LINGER) {
-        conn_drain(gc->g, gc);
-    }
-    else {
+    unsigned char st = atomic_load_explicit(&gc->state, memory_order_acquire);
+    if (st == GT_POOL) {
         /* Bytes while a pool thread has it (a body, a pipelined request):
-         * the pool reads them; stop watching until it hands back. */
+         * the pool reads them; stop watching until it hands back, and tell
+         * it so (it then hands back through the list, which re-arms).  The
+         * swap fails when the pool has just returned it (GT_BACK). */
+        if (atomic_compare_exchange_strong_explicit(&gc->state, &st, GT_POOL_NOIO,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            ev_io_stop(loop, io);
+            return;
+        }
+    }
+    switch (conn_claim(gc->g, gc)) {
+    case GT_READING:
+        conn_readable(gc->g, gc);
+        break;
+    case GT_LINGER:
+        conn_drain(gc->g, gc);
+        break;
+    case GT_POOL_NOIO:
         ev_io_stop(loop, io);
+        break;
+    default:
+        break;
     }
 }
 
-/* Head, keep-alive or linger deadline: close (a silent or trickling client
- * gets no answer, as in gunicorn). */
+/* 1 when request bytes wait unread in the socket (no recv buffer needed:
+ * a one-byte peek). */
+static int
+conn_has_pending(gt_conn *gc)
+{
+    char b;
+    ssize_t n;
+    do {
+        n = recv(gc->c.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    return n > 0;
+}
+
+/* Head, keep-alive or linger deadline.  A silent or trickling client gets
+ * no answer, as in gunicorn; the close is a lingering one (half-close, then
+ * drain) so bytes that crossed the deadline do not turn it into a reset.
+ * An idle connection whose request arrived in this very iteration is served
+ * instead (the timer and the readable event raced). */
 static void
 on_conn_timer(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
     gt_conn *gc = GT_CONTAINER(t, gt_conn, timer);
-    conn_close(gc->g, gc);
+    cn_gthread *g = gc->g;
+    int st = atomic_load_explicit(&gc->state, memory_order_acquire);
+    if (st == GT_BACK) {
+        /* returned lazily and idle since: now it waits like any other
+         * (buffer released, keep-alive timer for the time left) */
+        conn_claim(g, gc);
+        return;
+    }
+    if (st == GT_POOL || st == GT_POOL_NOIO) {
+        conn_timer_set(g, gc, (int)(GT_POOL_CHECK_S * 1000));
+        return;
+    }
+    if (st != GT_READING) {
+        conn_close(g, gc); /* linger deadline */
+        return;
+    }
+    if (!gc->head_started && conn_has_pending(gc)) {
+        conn_readable(g, gc);
+        if (gc->state == GT_READING && !gc->head_started) {
+            conn_linger(g, gc); /* the peeked byte was an EOF after all */
+        }
+        return;
+    }
+    conn_linger(g, gc);
 }
 
 /* A new connection from listener `li`; NULL when out of memory. */
@@ -472,9 +548,16 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
 
 /* ---- stopping --------------------------------------------------------------- */
 
-/* Graceful stop (TERM, max_requests): accept no more, close idle keep-alive
- * connections, let queued and running requests finish (their responses say
- * Connection: close), end when none is left or at the graceful deadline. */
+/* Graceful stop (TERM, max_requests): accept no more (the listening socket
+ * is shared: other workers take the kernel's backlog), let queued and
+ * running requests finish, and keep watching idle keep-alive connections:
+ * every response decided from now on says Connection: close (serve_one,
+ * response.c), a request that arrives on an idle connection is served that
+ * way, and an idle connection is closed (lingering) when its keep-alive
+ * timer expires.  Ends when no connection is left, or at the graceful
+ * deadline.  Never closes an idle connection at the stop itself: its
+ * client may be sending a request that very moment, which a close would
+ * answer with a reset. */
 static void
 enter_stopping(cn_gthread *g)
 {
@@ -484,14 +567,6 @@ enter_stopping(cn_gthread *g)
     g->stopping = 1;
     accept_stop(g);
     ev_timer_stop(g->loop, &g->backoff);
-    gt_conn *gc = g->all;
-    while (gc != NULL) {
-        gt_conn *next = gc->all_next;
-        if (gc->state == GT_READING && !gc->head_started) {
-            conn_close(g, gc);
-        }
-        gc = next;
-    }
     ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
     ev_timer_start(g->loop, &g->graceful);
 }
@@ -509,12 +584,32 @@ check_flags(cn_gthread *g)
     }
 }
 
+/* The graceful deadline: close what the loop holds (idle, reading,
+ * lingering) and end; "forced" only when requests are still in the pool. */
 static void
 on_graceful(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
     cn_gthread *g = t->data;
-    atomic_store(&g->forced, 1);
+    int in_pool = 0;
+    gt_conn *gc = g->all;
+    while (gc != NULL) {
+        gt_conn *next = gc->all_next;
+        int st = conn_claim(g, gc);
+        if (st == GT_POOL || st == GT_POOL_NOIO) {
+            in_pool = 1;
+        }
+        else if (st != GT_CLOSED) {
+            if (st == GT_READING) {
+                shutdown(gc->c.fd, SHUT_WR);
+            }
+            conn_close(g, gc);
+        }
+        gc = next;
+    }
+    if (in_pool) {
+        atomic_store(&g->forced, 1);
+    }
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -575,6 +670,28 @@ on_reap(struct ev_loop *loop, ev_check *chk, int revents)
 }
 
 /* ---- entry points ------------------------------------------------------------ */
+
+double
+cn_gt_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int
+cn_gt_release_idle(cn_gthread *g, gt_conn *gc)
+{
+    cn_conn *c = &gc->c;
+    /* Pipelined bytes must be parsed now, and a stop must see every
+     * connection: those go through the list (and wake the loop). */
+    if (c->pos != c->len || c->eof || atomic_load(&g->stop_req) || atomic_load(&g->retire_req)) {
+        return 0;
+    }
+    unsigned char st = GT_POOL;
+    return atomic_compare_exchange_strong_explicit(&gc->state, &st, GT_BACK,
+                                                   memory_order_acq_rel, memory_order_acquire);
+}
 
 void
 cn_gt_hand_back(cn_gthread *g, gt_conn *gc)

@@ -780,6 +780,14 @@ sr_frame(cn_sr *self, int64_t known_len)
     if (code < 200 || self->conn_close) {
         c->must_close = 1;
     }
+    /* A worker that decided to retire (TERM, or its max_requests reached by
+     * this or another thread's request) says so on every head it sends
+     * from then on: its client reconnects instead of racing the close. */
+    if (cn_worker_stopping()
+        || (self->w->max_requests > 0
+            && self->w->requests >= (uint64_t)self->w->max_requests)) {
+        c->must_close = 1;
+    }
     self->keepalive = c->keepalive && !c->must_close;
     if (!self->keepalive) {
         c->must_close = 1;   /* we say "Connection: close": keep our word */

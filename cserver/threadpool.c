@@ -19,14 +19,18 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Unread body a kept-alive connection may drop before its next request;
  * more than this and the connection closes instead. */
 #define GT_DISCARD_LIMIT (1024 * 1024)
 
-void
-cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
+/* Append gc to the queue; wake an idle pool thread when `wake` (a pool
+ * thread queueing work for itself does not: it takes from the queue next).
+ * Any thread, no GIL needed. */
+static void
+queue_push(cn_gthread *g, gt_conn *gc, int wake)
 {
     pthread_mutex_lock(&g->pool_mu);
     gc->next = NULL;
@@ -37,10 +41,16 @@ cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
         g->q_head = gc;
     }
     g->q_tail = gc;
-    if (g->idle > 0) {
+    if (wake && g->idle > 0) {
         pthread_cond_signal(&g->pool_cv);
     }
     pthread_mutex_unlock(&g->pool_mu);
+}
+
+void
+cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
+{
+    queue_push(g, gc, 1);
 }
 
 /* Take the next queued connection; NULL when the pool shuts down.  Called
@@ -121,6 +131,58 @@ serve_one(cn_gthread *g, gt_conn *gc)
     return r == 1 ? GT_BACK_KEEP : r == 0 ? GT_BACK_CLOSE : GT_BACK_LINGER;
 }
 
+/* After a kept-alive response on gc, which this pool thread owns: take the
+ * next request on it without the loop thread where that is cheap.
+ *   - nothing buffered, the loop's read watcher armed: give it back lazily
+ *     (cn_gt_release_idle), no wake-up;
+ *   - a pipelined head buffered, or bytes arrived meanwhile (the loop saw
+ *     them and stopped watching: GT_POOL_NOIO): one non-blocking recv and a
+ *     parse here; a complete head goes to the tail of the queue (the next
+ *     request is served in turn, in order, with no loop round trip).
+ * Returns 1 when gc is no longer this thread's to touch (given back or
+ * queued), 0 when the caller must hand it back through the list as
+ * GT_BACK_KEEP (a partial or bad head, EAGAIN, EOF: the loop re-parses
+ * from the head's start and goes on).  CN_GIL (released around the recv
+ * and the parse). */
+static int
+pool_keep(cn_gthread *g, gt_conn *gc)
+{
+    cn_conn *c = &gc->c;
+    if (c->eof || c->buf == NULL || atomic_load(&g->stop_req) || atomic_load(&g->retire_req)) {
+        return 0;
+    }
+    int buffered = c->pos < c->len;
+    if (!buffered && cn_gt_release_idle(g, gc)) {
+        return 1;
+    }
+    int r = 0;
+    Py_BEGIN_ALLOW_THREADS
+    cn_conn_compact(c);
+    cn_parse_begin(c, &g->w.limits);
+    if (!buffered && c->len < c->cap) {
+        ssize_t n;
+        do {
+            n = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            c->len += (size_t)n;
+        }
+        else if (n == 0) {
+            c->eof = 1;
+        }
+    }
+    if (c->len > c->pos) {
+        r = cn_parse_head(c, &g->w.limits);
+    }
+    Py_END_ALLOW_THREADS
+    if (r != 1) {
+        return 0;
+    }
+    gc->job = GT_JOB_SERVE;
+    queue_push(g, gc, 0);
+    return 1;
+}
+
 /* Body of a pool thread: its own thread state for its whole life. */
 static void *
 pool_main(void *arg)
@@ -132,9 +194,16 @@ pool_main(void *arg)
         if (gc == NULL) {
             break;
         }
-        gc->back = (unsigned char)serve_one(g, gc);
+        int back = serve_one(g, gc);
         atomic_fetch_sub(&g->busy, 1);
-        cn_gt_hand_back(g, gc);
+        gc->back_at = cn_gt_now();
+        /* A kept-alive connection usually goes back without waking the
+         * loop, or stays in the pool for its next request; gc is not this
+         * thread's once given back or queued. */
+        if (back != GT_BACK_KEEP || !pool_keep(g, gc)) {
+            gc->back = (unsigned char)back;
+            cn_gt_hand_back(g, gc);
+        }
     }
     PyGILState_Release(gs);
     pthread_mutex_lock(&g->pool_mu);

@@ -4,8 +4,9 @@
  * (loop.c) and the pool (threadpool.c), then waits with the GIL released:
  * signals are delivered to this thread only (the others block them), and it
  * turns the flags they set into requests for the loop thread (TERM: graceful
- * stop; QUIT/INT: stop now), watches for the parent's death, and logs what
- * the loop thread noticed (it cannot call Python).  See gthread.h for the
+ * stop; QUIT/INT: stop now), runs the Python signal handlers (USR1, the
+ * worker_int / worker_abort hooks), watches for the parent's death, and logs
+ * what the loop thread noticed (it cannot call Python).  See gthread.h for the
  * threads, the ownership of connections and the lock order. */
 #include "gthread.h"
 
@@ -82,6 +83,12 @@ wait_loop(cn_gthread *g)
         struct pollfd pfd = {.fd = g->done_fd, .events = POLLIN};
         poll(&pfd, 1, GT_MAIN_TICK_MS); /* a signal ends it early (EINTR) */
         Py_END_ALLOW_THREADS
+        /* Python handlers (USR1 reopen, worker_int / worker_abort hooks:
+         * worker_common.c hands them the signal) run only in this, the
+         * main thread, and only when it checks. */
+        if (PyErr_CheckSignals() < 0) {
+            PyErr_WriteUnraisable(NULL);
+        }
         if (cn_worker_quitting() && !quit_sent) {
             quit_sent = 1;
             atomic_store(&g->quit_req, 1);

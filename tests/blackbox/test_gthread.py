@@ -259,19 +259,21 @@ def _try_fetch(srv):
 
 def test_graceful_term_drains_in_flight(server_factory, threads):
     srv = start(server_factory, threads, "-w", "1", "--graceful-timeout", "10")
-    busy = srv.connect(timeout=10)
-    busy.sendall(get("/sleep?ms=800"))
     idle = srv.connect(timeout=10)
     idle.sendall(get("/hello"))
     read_one(idle)
+    busy = srv.connect(timeout=10)
+    busy.sendall(get("/sleep?ms=1000"))
     time.sleep(0.2)  # the slow request is in the app
     os.kill(srv.pid, signal.SIGTERM)
     head, body = read_one(busy, timeout=10)
     assert body == b"slept"
-    # the response was decided before TERM (it may say keep-alive, as in
-    # gunicorn); the connection is closed right after it
+    # its head left after TERM: it says so, and the connection closes
+    assert "Connection: close" in head, head
     assert recv_all(busy, timeout=5) == b""
-    assert recv_all(idle, timeout=5) == b""  # idle keep-alive closed
+    # the idle keep-alive connection is watched until its timer (2 s)
+    # expires, then closed
+    assert recv_all(idle, timeout=5) == b""
     assert srv.wait_exit(10) == 0
     busy.close()
     idle.close()
@@ -356,3 +358,126 @@ def test_multithread_environ_and_errors(server_factory):
     )
     assert resp.status == 431
     assert srv.fetch(get("/")).status == 200
+
+
+class _KeepAliveLoad:
+    """``n`` client threads, each looping keep-alive GET /hello on one
+    connection and reconnecting after a ``Connection: close`` answer (as wrk
+    does).  Every EOF, reset or timeout is recorded in ``errors``."""
+
+    def __init__(self, srv, n=4):
+        self.srv = srv
+        self.ok = 0
+        self.errors = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(n)
+        ]
+
+    def _run(self):
+        s = None
+        while not self._stop.is_set():
+            try:
+                if s is None:
+                    s = self.srv.connect(timeout=5)
+                s.sendall(get("/hello"))
+                head, body = read_one(s)
+                assert head.startswith("HTTP/1.1 200") and body == b"hello", head
+                self.ok += 1
+                if "Connection: close" in head:
+                    assert recv_all(s, timeout=5) == b""
+                    s.close()
+                    s = None
+            except (OSError, EOFError, AssertionError) as e:
+                self.errors.append(repr(e))
+                if s is not None:
+                    s.close()
+                s = None
+        if s is not None:
+            s.close()
+
+    def __enter__(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def wait_ok(self, more, timeout=10.0):
+        target = self.ok + more
+        assert wait_until(lambda: self.ok >= target, timeout), (self.ok, self.errors)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        for t in self._threads:
+            t.join(10)
+
+
+@pytest.mark.timeout(60)
+def test_hup_under_keepalive_load_loses_nothing(server_factory, threads):
+    # issue 3: a retiring worker keeps watching its idle keep-alive
+    # connections and answers what arrives with Connection: close
+    srv = start(server_factory, threads, "-w", "2", "--graceful-timeout", "10")
+    with _KeepAliveLoad(srv) as load:
+        load.wait_ok(200)
+        for n in (1, 2):
+            os.kill(srv.pid, signal.SIGHUP)
+            srv.wait_for_log(r"Booting worker with pid", count=2 + 2 * n, timeout=15)
+            srv.wait_for_log(r"Worker exiting \(pid", count=2 * n, timeout=15)
+            load.wait_ok(200)
+    assert load.errors == [], load.errors[:5]
+    assert srv.alive()
+
+
+@pytest.mark.timeout(60)
+def test_max_requests_under_keepalive_load_loses_nothing(server_factory, threads):
+    srv = start(server_factory, threads, "-w", "2", "--max-requests", "40")
+    with _KeepAliveLoad(srv) as load:
+        # six recycles, each under load from four clients
+        srv.wait_for_log(r"Booting worker with pid", count=8, timeout=20)
+        load.wait_ok(100)
+    assert load.errors == [], load.errors[:5]
+
+
+def _hook_seen(path, name, pid):
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return False
+    return f"{name} {pid} {pid}" in lines
+
+
+def test_python_signal_handlers_run_in_an_idle_worker(
+    server_factory, threads, tmp_path
+):
+    # USR1 (reopen logs), worker_abort (ABRT) and worker_int (QUIT) run as
+    # Python handlers: the worker's main thread must run them while it waits
+    hooks = tmp_path / "hooks.log"
+    access = tmp_path / "access.log"
+    srv = server_factory(
+        APP,
+        "-k",
+        "gthread",
+        "--threads",
+        threads,
+        "-w",
+        "1",
+        "-c",
+        "tests/cli/apps/hooks_conf.py",
+        "--access-logfile",
+        str(access),
+        env={"HOOK_LOG": str(hooks)},
+    )
+    (first,) = srv.worker_pids()
+    assert srv.fetch(get("/hello")).status == 200
+    assert wait_until(lambda: access.exists() and access.stat().st_size > 0, 5)
+    access.rename(tmp_path / "access.log.1")
+    os.kill(first, signal.SIGUSR1)
+    assert wait_until(access.exists, 5), "USR1 did not reopen the access log"
+    os.kill(first, signal.SIGABRT)
+    assert wait_until(lambda: _hook_seen(hooks, "worker_abort", first), 5)
+    srv.wait_for_log(r"Booting worker with pid: \d+", count=2, timeout=10)
+    second = srv.worker_pids()[1]
+    assert srv.fetch(get("/hello")).status == 200
+    os.kill(second, signal.SIGQUIT)
+    assert wait_until(lambda: _hook_seen(hooks, "worker_int", second), 5)
+    srv.wait_for_log(r"Booting worker with pid: \d+", count=3, timeout=10)
+    assert srv.fetch(get("/hello")).status == 200
