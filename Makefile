@@ -150,6 +150,7 @@ sanitize: $(ASAN_STAMP)
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:halt_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    PYTHONMALLOC=malloc \
+	    CUNICORN_TEST_TIMEOUT_SCALE=4 \
 	    $(ASAN_VENV)/bin/pytest -q -p no:cacheprovider --timeout=$$(( $(PYTEST_TIMEOUT) * 3 )) $(PYTEST_ARGS) \
 	        $(BLACKBOX_TESTS)
 

@@ -43,6 +43,7 @@ typedef struct cn_worker {
     cn_limits limits;          /* parser policy from the limit_* settings */
     int head_timeout_ms;       /* a request head must arrive within this */
     uint64_t requests;         /* served so far */
+    uint64_t emfile_logged_ms; /* last "too many open files" log line */
 
     /* Cooperative waits (the gevent worker): when set, conn.c keeps the GIL
      * around I/O and calls this on EAGAIN instead of poll(); it returns 0

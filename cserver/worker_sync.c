@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,10 +33,42 @@ serve_connection(cn_worker *w, cn_conn *c)
     cn_conn_close(c, r < 0);
 }
 
+/* Wait up to a second for a listener to be readable: on the worker's epoll
+ * set, whose listeners are registered EPOLLEXCLUSIVE so one connection wakes
+ * one idle worker, not all of them; plain poll() where that is unavailable.
+ * No GIL. */
+static int
+wait_listeners(int epfd, struct pollfd *pfds, int n)
+{
+    if (epfd >= 0) {
+        struct epoll_event ev[8];
+        return epoll_wait(epfd, ev, 8, 1000);
+    }
+    return poll(pfds, (nfds_t)n, 1000);
+}
+
+/* The worker's epoll set over the listeners, or -1 (use poll). */
+static int
+make_listener_epoll(cn_worker *w)
+{
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+        return -1;
+    }
+    for (int i = 0; i < w->nlisteners; i++) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = (uint32_t)i};
+        if (epoll_ctl(epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0) {
+            close(epfd);
+            return -1;
+        }
+    }
+    return epfd;
+}
+
 /* Accept one connection from any listener, waiting up to a second.  1 with
  * c->fd set, 0 when nothing came (or a signal), never fails.  CN_GIL. */
 static int
-accept_one(cn_worker *w, cn_conn *c, struct pollfd *pfds)
+accept_one(cn_worker *w, cn_conn *c, int epfd, struct pollfd *pfds)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < w->nlisteners; i++) {
@@ -55,8 +88,13 @@ accept_one(cn_worker *w, cn_conn *c, struct pollfd *pfds)
                 return 1;
             }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                /* Out of descriptors: keep running, back off briefly. */
-                cn_worker_log(w, "error", "accept() failed: too many open files; backing off", 0);
+                /* Out of descriptors: keep running, back off briefly, and
+                 * say so at most once a minute. */
+                uint64_t now = cn_now_ms();
+                if (now - w->emfile_logged_ms >= 60000 || w->emfile_logged_ms == 0) {
+                    w->emfile_logged_ms = now;
+                    cn_worker_log(w, "error", "accept() failed: too many open files; backing off", 0);
+                }
                 Py_BEGIN_ALLOW_THREADS
                 poll(NULL, 0, 100);
                 Py_END_ALLOW_THREADS
@@ -68,7 +106,7 @@ accept_one(cn_worker *w, cn_conn *c, struct pollfd *pfds)
         }
         int r;
         Py_BEGIN_ALLOW_THREADS
-        r = poll(pfds, (nfds_t)w->nlisteners, 1000);
+        r = wait_listeners(epfd, pfds, w->nlisteners);
         Py_END_ALLOW_THREADS
         if (r <= 0) {
             return 0;
@@ -83,6 +121,7 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
     cn_worker *w = PyMem_Calloc(1, sizeof(cn_worker));
     cn_conn *c = PyMem_Calloc(1, sizeof(cn_conn));
     struct pollfd *pfds = NULL;
+    int epfd = -1;
     PyObject *ret = NULL;
     if (w == NULL || c == NULL) {
         PyErr_NoMemory();
@@ -102,6 +141,7 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
         pfds[i].fd = w->listeners[i].fd;
         pfds[i].events = POLLIN;
     }
+    epfd = make_listener_epoll(w);
     if (cn_worker_install_signals() < 0) {
         goto done;
     }
@@ -124,7 +164,7 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
             cn_worker_log(w, "info", "Autorestarting worker after current request.", 0);
             break;
         }
-        if (accept_one(w, c, pfds)) {
+        if (accept_one(w, c, epfd, pfds)) {
             c->pos = c->len = 0;
             c->eof = 0;
             serve_connection(w, c);
@@ -142,6 +182,9 @@ done:
         PyMem_Free(c);
     }
     PyMem_Free(pfds);
+    if (epfd >= 0) {
+        close(epfd);
+    }
     if (w != NULL) {
         cn_worker_clear(w);
         PyMem_Free(w);

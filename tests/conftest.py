@@ -12,6 +12,7 @@
 - a default per-test timeout (pytest-timeout) for tests/blackbox and tests/http.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -23,7 +24,10 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.support.server import Server  # noqa: E402
 
-DEFAULT_TIMEOUT = 60  # seconds per test in blackbox/ and http/
+# Seconds per test in blackbox/ and http/; CUNICORN_TEST_TIMEOUT_SCALE stretches
+# it for slow builds (make sanitize sets 4: ASan makes every request slower).
+TIMEOUT_SCALE = float(os.environ.get("CUNICORN_TEST_TIMEOUT_SCALE", "1"))
+DEFAULT_TIMEOUT = 60 * TIMEOUT_SCALE
 
 
 def pytest_collection_modifyitems(config, items):
