@@ -441,7 +441,9 @@ def main(argv=None) -> int:
     if "matmul" in parts:
         compare(
             "matmul 256x256 float32, keep-alive, probe /probe every 10 ms",
-            [cun(4, "matmul_probe:app"), *gunicorn("matmul_probe:app")],
+            [cun(4, "matmul_probe:app")]
+            + ([cun(4, "matmul_probe:app", args.ab)] if args.ab else [])
+            + gunicorn("matmul_probe:app"),
             args,
             200,
             probe=True,

@@ -40,6 +40,7 @@
 #include <ev.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 
 enum {
     GT_READING = 0,
@@ -69,7 +70,16 @@ typedef struct gt_conn {
     unsigned char head_started;/* bytes of the next head have arrived */
     size_t drained;            /* lingering close: bytes dropped so far */
     double back_at;            /* cn_gt_now() when the pool gave it back */
+    uint64_t route;            /* hash of the queued request's method and path */
 } gt_conn;
+
+/* What requests of one route (method and path) cost the pool, learned as
+ * they are served: lets short requests overtake long ones (threadpool.c). */
+#define GT_ROUTES 256
+typedef struct {
+    _Atomic uint64_t key;      /* route hash, 0 = free */
+    _Atomic uint32_t cost_us;  /* moving average of the time in the app */
+} gt_route;
 
 typedef struct cn_gthread {
     cn_worker w;               /* settings; its Python parts need the GIL */
@@ -95,7 +105,9 @@ typedef struct cn_gthread {
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;    /* work queued, or shutdown */
     pthread_cond_t exit_cv;    /* a pool thread exited */
-    gt_conn *q_head, *q_tail;
+    gt_conn *q_head, *q_tail;  /* requests in arrival order */
+    gt_conn *f_head, *f_tail;  /* short requests: taken first, see pool_pop */
+    int fast_run;              /* short requests taken in a row */
     int idle;                  /* pool threads waiting on pool_cv */
     int shutdown;              /* pool threads exit when the queue is empty */
     int alive;                 /* pool threads still running */
@@ -112,6 +124,8 @@ typedef struct cn_gthread {
     atomic_int loop_done;      /* loop -> main: ev_run returned */
     atomic_int forced;         /* loop ended with connections in the pool */
     atomic_int busy;           /* pool threads serving a connection */
+    _Atomic uint32_t avg_us;   /* moving average of every request's cost */
+    gt_route routes[GT_ROUTES];/* direct-mapped by route hash; relaxed atomics */
     int done_fd;               /* eventfd the loop thread signals on exit */
 
     pthread_t loop_thread;

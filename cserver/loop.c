@@ -684,8 +684,14 @@ cn_gt_release_idle(cn_gthread *g, gt_conn *gc)
 {
     cn_conn *c = &gc->c;
     /* Pipelined bytes must be parsed now, and a stop must see every
-     * connection: those go through the list (and wake the loop). */
-    if (c->pos != c->len || c->eof || atomic_load(&g->stop_req) || atomic_load(&g->retire_req)) {
+     * connection: those go through the list (and wake the loop).  So does
+     * a connection after its first request: until it shows it is reused,
+     * it may well stay idle, and the loop releases an idle connection's
+     * buffers at once (10,000 idle keep-alive connections must not hold
+     * 10,000 read buffers, even for the GT_POOL_CHECK_S it takes the loop
+     * to find a lazily returned one). */
+    if (c->pos != c->len || c->eof || c->nrequests < 2 || atomic_load(&g->stop_req)
+        || atomic_load(&g->retire_req)) {
         return 0;
     }
     unsigned char st = GT_POOL;

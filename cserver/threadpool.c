@@ -4,9 +4,20 @@
  * response, access log), and hand the connection back to the loop.
  *
  * Body reads and response writes block only the pool thread doing them, with
- * the GIL released (conn.c polls the non-blocking socket).  The queue is the
- * intrusive list g->q_head..q_tail under g->pool_mu; it never holds more than
- * worker_connections entries, since every entry is an open connection.
+ * the GIL released (conn.c polls the non-blocking socket).  The queue is two
+ * intrusive lists under g->pool_mu, which never hold more than
+ * worker_connections entries together, since every entry is an open
+ * connection: requests in arrival order (q_head), and short ones (f_head).
+ *
+ * Short requests first.  With more connections than threads, a request
+ * waits behind every one queued before it: behind a hundred 2 ms model
+ * calls, a 50 µs health check waits 100 ms.  So the pool learns what each
+ * route (method and path) costs in CPU time, as a moving average per route
+ * in a small direct-mapped table, and a request whose route costs less than
+ * a quarter of the average request goes to the short list, taken first.
+ * When every request costs about the same (one route, or similar ones),
+ * nothing is short and the order is plain arrival order.  No starvation:
+ * after GT_FAST_RUN short requests in a row, one from the other list.
  *
  * Lock order (see gthread.h): GIL -> pool_mu.  A thread holding pool_mu
  * never takes the GIL: to sleep on the queue a thread drops pool_mu, releases
@@ -26,21 +37,89 @@
  * more than this and the connection closes instead. */
 #define GT_DISCARD_LIMIT (1024 * 1024)
 
-/* Append gc to the queue; wake an idle pool thread when `wake` (a pool
+#define GT_FAST_RUN 8 /* short requests taken in a row while others wait */
+#define GT_SAMPLE 8   /* a route's cost is measured on one request in this */
+
+/* FNV-1a of the request's method and path (query excluded); never 0.
+ * The thread that owns gc, no GIL needed. */
+static uint64_t
+route_hash(const cn_conn *c)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < c->method_len; i++) {
+        h = (h ^ (unsigned char)c->method[i]) * 1099511628211ULL;
+    }
+    h = (h ^ ' ') * 1099511628211ULL;
+    for (size_t i = 0; i < c->target_len && c->target[i] != '?'; i++) {
+        h = (h ^ (unsigned char)c->target[i]) * 1099511628211ULL;
+    }
+    return h != 0 ? h : 1;
+}
+
+/* Whether the table holds a cost for `route`.  Any thread. */
+static int
+route_known(cn_gthread *g, uint64_t route)
+{
+    return atomic_load_explicit(&g->routes[route % GT_ROUTES].key, memory_order_relaxed) == route;
+}
+
+/* Whether the request queued as gc is short (see the top of the file):
+ * error pages are; a route never seen is not.  Any thread. */
+static int
+route_is_short(cn_gthread *g, gt_conn *gc)
+{
+    if (gc->job != GT_JOB_SERVE) {
+        return 1;
+    }
+    gt_route *r = &g->routes[gc->route % GT_ROUTES];
+    if (!route_known(g, gc->route)) {
+        return 0;
+    }
+    uint64_t cost = atomic_load_explicit(&r->cost_us, memory_order_relaxed);
+    uint64_t avg = atomic_load_explicit(&g->avg_us, memory_order_relaxed);
+    return cost * 4 < avg;
+}
+
+/* Moving averages (1/8 for the route, 1/16 for all requests) after a
+ * request of `route` spent `us` in the pool.  Pool thread; racing updates
+ * may drop a sample, which an average can afford. */
+static void
+route_note(cn_gthread *g, uint64_t route, uint32_t us)
+{
+    gt_route *r = &g->routes[route % GT_ROUTES];
+    if (atomic_load_explicit(&r->key, memory_order_relaxed) != route) {
+        atomic_store_explicit(&r->key, route, memory_order_relaxed);
+        atomic_store_explicit(&r->cost_us, us, memory_order_relaxed);
+    }
+    else {
+        int64_t c = atomic_load_explicit(&r->cost_us, memory_order_relaxed);
+        atomic_store_explicit(&r->cost_us, (uint32_t)(c + ((int64_t)us - c) / 8),
+                              memory_order_relaxed);
+    }
+    int64_t a = atomic_load_explicit(&g->avg_us, memory_order_relaxed);
+    atomic_store_explicit(&g->avg_us, (uint32_t)(a + ((int64_t)us - a) / 16),
+                          memory_order_relaxed);
+}
+
+/* Append gc to its list; wake an idle pool thread when `wake` (a pool
  * thread queueing work for itself does not: it takes from the queue next).
- * Any thread, no GIL needed. */
+ * The thread that owns gc, no GIL needed. */
 static void
 queue_push(cn_gthread *g, gt_conn *gc, int wake)
 {
+    gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
+    int fast = route_is_short(g, gc);
     pthread_mutex_lock(&g->pool_mu);
     gc->next = NULL;
-    if (g->q_tail != NULL) {
-        g->q_tail->next = gc;
+    gt_conn **head = fast ? &g->f_head : &g->q_head;
+    gt_conn **tail = fast ? &g->f_tail : &g->q_tail;
+    if (*tail != NULL) {
+        (*tail)->next = gc;
     }
     else {
-        g->q_head = gc;
+        *head = gc;
     }
-    g->q_tail = gc;
+    *tail = gc;
     if (wake && g->idle > 0) {
         pthread_cond_signal(&g->pool_cv);
     }
@@ -59,13 +138,17 @@ cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
 static gt_conn *
 pool_pop_locked(cn_gthread *g)
 {
-    gt_conn *gc = g->q_head;
+    int fast = g->f_head != NULL && (g->q_head == NULL || g->fast_run < GT_FAST_RUN);
+    gt_conn **head = fast ? &g->f_head : &g->q_head;
+    gt_conn **tail = fast ? &g->f_tail : &g->q_tail;
+    gt_conn *gc = *head;
     if (gc != NULL) {
-        g->q_head = gc->next;
-        if (g->q_head == NULL) {
-            g->q_tail = NULL;
+        *head = gc->next;
+        if (*head == NULL) {
+            *tail = NULL;
         }
         gc->next = NULL;
+        g->fast_run = fast ? g->fast_run + 1 : 0;
         atomic_fetch_add(&g->busy, 1);
     }
     return gc;
@@ -189,12 +272,29 @@ pool_main(void *arg)
 {
     cn_gthread *g = arg;
     PyGILState_STATE gs = PyGILState_Ensure();
+    unsigned nserved = 0;
     for (;;) {
         gt_conn *gc = pool_pop(g);
         if (gc == NULL) {
             break;
         }
+        /* The cost of a request is the CPU time this thread spends on it
+         * (wall time would count the waits for the GIL, which every request
+         * shares); measured on one request in GT_SAMPLE of a known route,
+         * the clock being a syscall. */
+        uint64_t route = gc->route;
+        int sample = route != 0 && (++nserved % GT_SAMPLE == 0 || !route_known(g, route));
+        struct timespec t0, t1;
+        if (sample) {
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+        }
         int back = serve_one(g, gc);
+        if (sample) {
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+            int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000
+                         + (t1.tv_nsec - t0.tv_nsec) / 1000;
+            route_note(g, route, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
+        }
         atomic_fetch_sub(&g->busy, 1);
         gc->back_at = cn_gt_now();
         /* A kept-alive connection usually goes back without waking the

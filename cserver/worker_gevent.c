@@ -65,13 +65,18 @@
 
 typedef struct gworker gworker;
 
+/* What a started read watcher calls (gconn.rw_on). */
+#define RW_WAKE 1
+#define RW_REVIVE 2
+
 /* One connection served by one greenlet. */
 typedef struct gconn {
     cn_conn c;           /* the connection (conn.c's state) */
     gworker *gw;
     PyObject *greenlet;  /* strong: serves this connection */
     PyObject *self;      /* strong: capsule pointing here (callbacks' self) */
-    PyObject *wake;      /* strong: conn_wake bound to self (watcher callback) */
+    PyObject *wake;      /* strong: conn_wake bound to self (rw's callback) */
+    PyObject *wake_w;    /* strong or NULL: conn_wake_w bound to self (ww's) */
     PyObject *revive;    /* strong or NULL: conn_revive bound to self */
     PyObject *rw, *ww;   /* strong or NULL: gevent io watchers, read / write */
     PyObject *waiter;    /* strong while waiting: the greenlet to resume */
@@ -82,6 +87,7 @@ typedef struct gconn {
     unsigned cancelled : 1; /* killed: every later wait fails at once */
     unsigned parked : 1;    /* idle without a greenlet; rw wakes conn_revive */
     unsigned started : 1;   /* conn_run has set the connection up */
+    unsigned rw_on : 2;     /* rw started: 0 no, RW_WAKE or RW_REVIVE */
 } gconn;
 
 struct gworker {
@@ -165,11 +171,22 @@ watcher_drop(gworker *gw, PyObject **wp)
 
 /* ------------------------------------------------------------ waiting */
 
+static PyObject *conn_wake(PyObject *self, PyObject *unused);
+static PyObject *conn_wake_w(PyObject *self, PyObject *unused);
+static PyMethodDef conn_wake_def = {"cn_gevent_wake", conn_wake, METH_NOARGS, NULL};
+static PyMethodDef conn_wake_w_def = {"cn_gevent_wake_w", conn_wake_w, METH_NOARGS, NULL};
+
 /* Suspend the calling greenlet until gc's fd is ready for `events`
  * (POLLIN or POLLOUT), timeout_ms pass (<= 0: no limit) or the connection is
  * cancelled.  0, -ETIMEDOUT, -ECANCELED or -errno; never leaves an exception
  * set (one thrown into the wait - GreenletExit when killed - cancels it).
- * CN_GIL, in any greenlet but the hub. */
+ * CN_GIL, in any greenlet but the hub.
+ *
+ * The read watcher stays started after the wait (stopped lazily, by
+ * conn_wake, if it fires while nobody waits): a keep-alive connection then
+ * costs no watcher call and no epoll_ctl per request - libev would re-add a
+ * stopped fd with an EPOLL_CTL_ADD failing with EEXIST once the app has spent
+ * a loop iteration or more.  The write watcher is stopped after each wait. */
 static int
 gconn_wait(gconn *gc, short events, int timeout_ms)
 {
@@ -186,6 +203,13 @@ gconn_wait(gconn *gc, short events, int timeout_ms)
             return -ENOMEM;
         }
     }
+    if (want_write && gc->wake_w == NULL) {
+        gc->wake_w = PyCFunction_New(&conn_wake_w_def, gc->self);
+        if (gc->wake_w == NULL) {
+            cn_worker_log(&gw->w, "error", "gevent: cannot create an io watcher", 1);
+            return -ENOMEM;
+        }
+    }
     PyObject *cur = cn_greenlet_current();
     if (cur == NULL) {
         PyErr_Clear();
@@ -195,10 +219,14 @@ gconn_wait(gconn *gc, short events, int timeout_ms)
         Py_DECREF(cur);
         return -EDEADLK; /* the hub cannot wait on itself */
     }
-    if (watcher_start(gw, *wp, gc->wake, NULL) < 0) {
+    if ((want_write || gc->rw_on != RW_WAKE)
+        && watcher_start(gw, *wp, want_write ? gc->wake_w : gc->wake, NULL) < 0) {
         Py_DECREF(cur);
         cn_worker_log(&gw->w, "error", "gevent: cannot start an io watcher", 1);
         return -EIO;
+    }
+    if (!want_write) {
+        gc->rw_on = RW_WAKE;
     }
     gc->waiter = cur;
     gc->waiting = want_write ? POLLOUT : POLLIN;
@@ -220,7 +248,7 @@ gconn_wait(gconn *gc, short events, int timeout_ms)
     Py_XDECREF(r);
     gc->waiting = 0;
     Py_CLEAR(gc->waiter);
-    if (watcher_call(*wp, gw->s_stop) < 0) {
+    if (want_write && watcher_call(*wp, gw->s_stop) < 0) {
         PyErr_Clear();
     }
     return rc;
@@ -259,13 +287,39 @@ wake_conn(gconn *gc, int result)
     Py_XDECREF(r);
 }
 
-/* The io watchers' callback: self is the connection's capsule. */
+/* The read watcher's callback: self is the connection's capsule.  Wakes
+ * the greenlet waiting to read; fired while nobody waits (the app is busy
+ * and the client sent more), it stops the watcher, which the next wait
+ * starts again. */
 static PyObject *
 conn_wake(PyObject *self, PyObject *Py_UNUSED(unused))
 {
     Py_INCREF(self); /* the greenlet may drop its references meanwhile */
     gconn *gc = conn_of(self);
     if (gc != NULL) {
+        if (gc->waiting == POLLIN) {
+            wake_conn(gc, 0);
+        }
+        else if (gc->rw_on && gc->rw != NULL) {
+            gc->rw_on = 0;
+            if (watcher_call(gc->rw, gc->gw->s_stop) < 0) {
+                PyErr_Clear();
+            }
+        }
+    }
+    PyErr_Clear();
+    Py_DECREF(self);
+    Py_RETURN_NONE;
+}
+
+/* The write watcher's callback (started only while a greenlet waits to
+ * write). */
+static PyObject *
+conn_wake_w(PyObject *self, PyObject *Py_UNUSED(unused))
+{
+    Py_INCREF(self);
+    gconn *gc = conn_of(self);
+    if (gc != NULL && gc->waiting == POLLOUT) {
         wake_conn(gc, 0);
     }
     PyErr_Clear();
@@ -334,7 +388,6 @@ byfd_reserve(gworker *gw, int fd)
 
 static PyObject *conn_run(PyObject *self, PyObject *unused);
 
-static PyMethodDef conn_wake_def = {"cn_gevent_wake", conn_wake, METH_NOARGS, NULL};
 static PyMethodDef conn_run_def = {"cn_gevent_serve", conn_run, METH_NOARGS, NULL};
 
 /* Free a gconn that its greenlet no longer uses (or never ran). */
@@ -342,6 +395,7 @@ static void
 gconn_free(gconn *gc)
 {
     Py_CLEAR(gc->wake);
+    Py_CLEAR(gc->wake_w);
     Py_CLEAR(gc->revive);
     Py_CLEAR(gc->self);
     Py_CLEAR(gc->greenlet);
@@ -498,19 +552,23 @@ ask_stop(gworker *gw, const char *why)
 /* Wait for the next request on a connection with nothing buffered, holding
  * no buffer meanwhile.  1: bytes (or EOF) are there, read the head; 0:
  * close; 2: still idle after CN_PARK_MS, park it (gc->deadline is when its
- * wait ends). */
+ * wait ends).  A new connection's first request is usually there already
+ * (one MSG_PEEK finds it without a trip through the hub); on a kept-alive
+ * connection the client is still reading our response, so wait at once. */
 static int
 wait_next_request(gconn *gc, int timeout_ms)
 {
     cn_conn *c = &gc->c;
     uint64_t end = cn_now_ms() + (uint64_t)timeout_ms;
-    char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
-    if (n > 0) {
-        return 1;
-    }
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-        return 0;
+    {
+        char b;
+        ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+        if (n > 0) {
+            return 1;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            return 0;
+        }
     }
     cn_conn_free_buffers(c);
     gc->idle = 1;
@@ -577,6 +635,7 @@ release_conn(gconn *gc)
     cn_conn *c = &gc->c;
     watcher_drop(gw, &gc->rw);
     watcher_drop(gw, &gc->ww);
+    gc->rw_on = 0;
     if (c->fd >= 0 && c->fd < gw->nfd && gw->byfd[c->fd] == gc) {
         gw->byfd[c->fd] = NULL;
     }
@@ -596,6 +655,7 @@ conn_revive(PyObject *self, PyObject *Py_UNUSED(unused))
     if (gc != NULL && gc->parked) {
         gc->parked = 0;
         gc->deadline = 0;
+        gc->rw_on = 0;
         if (watcher_call(gc->rw, gc->gw->s_stop) < 0) {
             PyErr_Clear();
         }
@@ -623,6 +683,7 @@ park_conn(gconn *gc)
         PyErr_Clear();
         return -1;
     }
+    gc->rw_on = RW_REVIVE;
     gc->parked = 1;
     return 0;
 }

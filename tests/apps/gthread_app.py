@@ -9,6 +9,7 @@ Paths (query parameters in brackets):
                       them, answers with the byte count
   /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
   /thread             the name of the thread running the app
+  /spin [ms]          burns ``ms`` milliseconds of CPU time, then b"spun"
 """
 
 import os
@@ -50,6 +51,11 @@ def app(environ, start_response):
     elif path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return _big(_q(environ, "n", 4 << 20))
+    elif path == "/spin":
+        end = time.thread_time() + _q(environ, "ms", 20) / 1000.0
+        while time.thread_time() < end:
+            pass
+        body = b"spun"
     elif path == "/pid":
         body = str(os.getpid()).encode()
     elif path == "/thread":

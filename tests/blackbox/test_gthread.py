@@ -80,8 +80,13 @@ def test_pipelined_requests_answered_in_order(server_factory, threads):
     srv = start(server_factory, threads)
     with srv.connect() as s:
         s.sendall(get("/path?1") + get("/sleep?ms=50") + get("/path?3"))
-        bodies = [read_one(s)[1] for _ in range(3)]
-    assert bodies == [b"1", b"slept", b"3"]
+        raw = b""
+        while raw.count(b"HTTP/1.1 200 OK") < 3 or not raw.endswith(b"3"):
+            chunk = s.recv(65536)
+            assert chunk, raw
+            raw += chunk
+    bodies = [part.rpartition(b"\r\n\r\n")[2] for part in raw.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"1", b"slept", b"3"], raw
 
 
 def test_pipelined_then_half_close(server_factory, threads):
@@ -481,3 +486,39 @@ def test_python_signal_handlers_run_in_an_idle_worker(
     assert wait_until(lambda: _hook_seen(hooks, "worker_int", second), 5)
     srv.wait_for_log(r"Booting worker with pid: \d+", count=3, timeout=10)
     assert srv.fetch(get("/hello")).status == 200
+
+
+def test_short_requests_overtake_queued_long_ones(server_factory):
+    # one thread: requests queue; the pool learns that /hello costs far less
+    # CPU than /spin and serves it before the spins queued ahead of it
+    srv = start(server_factory, "1", "-w", "1")
+    with srv.connect() as s:
+        for path in ["/spin?ms=30", "/hello", "/hello"] * 3:
+            s.sendall(get(path))
+            read_one(s)
+    spins = [srv.connect(timeout=20) for _ in range(5)]
+    try:
+        for c in spins:
+            c.sendall(get("/spin?ms=30"))
+        # once the first spin is answered the others have long been read
+        # and queued (the loop thread does not wait for the pool)
+        assert read_one(spins[0], timeout=20)[1] == b"spun"
+        with srv.connect(timeout=20) as s:
+            s.sendall(get("/hello"))
+            assert read_one(s, timeout=20)[1] == b"hello"
+        done = 0
+        for c in spins[1:]:
+            c.setblocking(False)
+            try:
+                done += bool(c.recv(1, socket.MSG_PEEK))
+            except BlockingIOError:
+                pass
+        # arrival order would have answered the four other spins first; the
+        # short request waits at most for the one running
+        assert done <= 1, done
+        for c in spins[1:]:
+            c.settimeout(20)
+            assert read_one(c, timeout=20)[1] == b"spun"
+    finally:
+        for c in spins:
+            c.close()
