@@ -136,7 +136,7 @@ $(ASAN_STAMP): $(C_SRCS) setup.py pyproject.toml $(wildcard pysrc/cunicorn/*.py 
 	    tar -cf - --exclude=./.venv* --exclude=./build --exclude=./bench/.venv-peers \
 	        --exclude=./.git --exclude='*.so' --exclude='*.egg-info' . | tar -C "$$tmp" -xf -; \
 	    export CUNICORN_SANITIZE=1 CUNICORN_WERROR=1; \
-	    $(APY) -m pip install -q --disable-pip-version-check "$$tmp[test]" $(EXTRA_TEST_PKGS); \
+	    $(APY) -m pip install -q --disable-pip-version-check "$$tmp[test,gevent]" $(EXTRA_TEST_PKGS); \
 	    $(APY) -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$$tmp"
 	@touch $@
 

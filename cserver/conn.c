@@ -264,6 +264,9 @@ cn_conn_read_body(cn_conn *c, char *dst, size_t n)
         if (r < 0) {
             c->body_error = r == -ETIMEDOUT ? CN_BODY_TIMEOUT : CN_BODY_IOERR;
             c->must_close = 1;
+            if (c->w->coop_exc != NULL && c->w->coop_exc(c->w, c->fd)) {
+                return -1; /* the app's own exception, thrown into the wait */
+            }
             if (r == -ETIMEDOUT) {
                 PyErr_SetString(PyExc_TimeoutError, "timed out reading the request body");
             }

@@ -17,15 +17,19 @@
  * pool through the queue (pool_mu).  The pool gives it back in one of two
  * ways:
  *   - lazily, the common keep-alive case (nothing buffered, the loop's read
- *     watcher still armed): one compare-and-swap GT_POOL -> GT_BACK, no
- *     wake-up; the loop takes it over at its next readable event or timer
- *     (it treats GT_BACK as "wait for the next head, idle since back_at");
+ *     watcher still armed, at least two requests served on it): one
+ *     compare-and-swap GT_POOL -> GT_BACK, no wake-up; the loop takes it
+ *     over at its next readable event or timer (it treats GT_BACK as "wait
+ *     for the next head, idle since back_at");
  *   - through the hand-back list (back_mu) and the async watcher, for
  *     everything else (close, linger, pipelined bytes, or the loop stopped
  *     the read watcher: it swapped GT_POOL -> GT_POOL_NOIO first, so the
  *     pool's swap fails and it takes this path).
- * The swap is the only point where both threads write the state; it is
- * atomic, with release/acquire ordering for the connection's other fields.
+ * A pool thread that finds the connection's next head complete (pipelined,
+ * or read by itself once the loop stopped watching) queues it again itself:
+ * it stays the pool's.  The swaps are the only points where two threads
+ * write the state; they are atomic, with release/acquire ordering for the
+ * connection's other fields.
  * Only the loop thread frees connections.
  *
  * Lock order: GIL -> pool_mu and GIL -> back_mu; pool_mu and back_mu are

@@ -51,6 +51,11 @@ typedef struct cn_worker {
      * GIL released (sync, gthread pool threads). */
     int (*coop_wait)(struct cn_worker *w, int fd, short events, int timeout_ms);
     void *coop_data;
+    /* Cooperative workers: when the last wait on fd failed because an
+     * exception was thrown into the waiting greenlet (the app's
+     * gevent.Timeout around a wsgi.input read), set that exception again and
+     * return 1 (it is handed over once); else 0.  NULL: no such waits. */
+    int (*coop_exc)(struct cn_worker *w, int fd);
 
     /* "Date:" value, recomputed at most once a second (response.c). */
     time_t date_sec;

@@ -62,6 +62,13 @@
  * next request: a suspended greenlet that ran Python code keeps a Python
  * frame stack chunk (several KB), too much for thousands of idle clients. */
 #define CN_PARK_MS 1000
+/* A client that answers each response at once (wrk on the same cores) has
+ * its next request ready when we look: serving it without a trip through the
+ * hub saves a loop iteration per request, but the other connections wait
+ * meanwhile.  After this many in a row, the next one goes through the hub.
+ * Flask c50 -w 2: 8 keeps the CPU of "never" (47.4 vs 47.6 us/req) with p99
+ * 14 ms instead of 45-95; 0 costs 53 us/req. */
+#define CN_STREAK_MAX 8
 
 typedef struct gworker gworker;
 
@@ -80,6 +87,7 @@ typedef struct gconn {
     PyObject *revive;    /* strong or NULL: conn_revive bound to self */
     PyObject *rw, *ww;   /* strong or NULL: gevent io watchers, read / write */
     PyObject *waiter;    /* strong while waiting: the greenlet to resume */
+    PyObject *exc_t, *exc_v, *exc_tb; /* strong or NULL: thrown into the last wait */
     uint64_t deadline;   /* cn_now_ms() the wait ends at, 0 = never */
     short waiting;       /* POLLIN / POLLOUT while suspended, else 0 */
     int wake_result;     /* what the wait returns: 0, -ETIMEDOUT, -ECANCELED */
@@ -88,6 +96,7 @@ typedef struct gconn {
     unsigned parked : 1;    /* idle without a greenlet; rw wakes conn_revive */
     unsigned started : 1;   /* conn_run has set the connection up */
     unsigned rw_on : 2;     /* rw started: 0 no, RW_WAKE or RW_REVIVE */
+    int streak;             /* requests found ready without a wait in a row */
 } gconn;
 
 struct gworker {
@@ -171,6 +180,15 @@ watcher_drop(gworker *gw, PyObject **wp)
 
 /* ------------------------------------------------------------ waiting */
 
+/* Drop an exception kept from an earlier wait that nobody asked for. */
+static void
+clear_exc(gconn *gc)
+{
+    Py_CLEAR(gc->exc_t);
+    Py_CLEAR(gc->exc_v);
+    Py_CLEAR(gc->exc_tb);
+}
+
 static PyObject *conn_wake(PyObject *self, PyObject *unused);
 static PyObject *conn_wake_w(PyObject *self, PyObject *unused);
 static PyMethodDef conn_wake_def = {"cn_gevent_wake", conn_wake, METH_NOARGS, NULL};
@@ -191,6 +209,7 @@ static int
 gconn_wait(gconn *gc, short events, int timeout_ms)
 {
     gworker *gw = gc->gw;
+    clear_exc(gc);
     if (gc->cancelled || gw->killing) {
         return -ECANCELED;
     }
@@ -237,12 +256,16 @@ gconn_wait(gconn *gc, short events, int timeout_ms)
 
     int rc = gc->wake_result;
     if (r == NULL) {
-        /* Thrown into us: GreenletExit (killed) or the app's gevent.Timeout.
-         * conn.c has no way to carry it: the wait fails instead. */
+        /* Thrown into us: GreenletExit (killed), or the app's exception
+         * (gevent.Timeout), kept for gevent_exc: the wait fails with
+         * -ECANCELED and conn.c's body read raises that exception again. */
         if (PyErr_ExceptionMatches(cn_greenlet_exit_type())) {
             gc->cancelled = 1;
+            PyErr_Clear();
         }
-        PyErr_Clear();
+        else {
+            PyErr_Fetch(&gc->exc_t, &gc->exc_v, &gc->exc_tb);
+        }
         rc = -ECANCELED;
     }
     Py_XDECREF(r);
@@ -252,6 +275,21 @@ gconn_wait(gconn *gc, short events, int timeout_ms)
         PyErr_Clear();
     }
     return rc;
+}
+
+/* cn_worker.coop_exc: hand the exception thrown into fd's last wait back
+ * (set again, 1), or 0. */
+static int
+gevent_exc(cn_worker *w, int fd)
+{
+    gworker *gw = (gworker *)w;
+    if (fd < 0 || fd >= gw->nfd || gw->byfd[fd] == NULL || gw->byfd[fd]->exc_t == NULL) {
+        return 0;
+    }
+    gconn *gc = gw->byfd[fd];
+    PyErr_Restore(gc->exc_t, gc->exc_v, gc->exc_tb);
+    gc->exc_t = gc->exc_v = gc->exc_tb = NULL;
+    return 1;
 }
 
 /* cn_worker.coop_wait: find the connection by fd and wait on it. */
@@ -400,6 +438,7 @@ gconn_free(gconn *gc)
     Py_CLEAR(gc->self);
     Py_CLEAR(gc->greenlet);
     Py_CLEAR(gc->waiter);
+    clear_exc(gc);
     cn_conn_free_buffers(&gc->c);
     PyMem_Free(gc);
 }
@@ -552,24 +591,26 @@ ask_stop(gworker *gw, const char *why)
 /* Wait for the next request on a connection with nothing buffered, holding
  * no buffer meanwhile.  1: bytes (or EOF) are there, read the head; 0:
  * close; 2: still idle after CN_PARK_MS, park it (gc->deadline is when its
- * wait ends).  A new connection's first request is usually there already
- * (one MSG_PEEK finds it without a trip through the hub); on a kept-alive
- * connection the client is still reading our response, so wait at once. */
+ * wait ends).  A MSG_PEEK first finds a request that is there already (a new
+ * connection's first, or a fast client's next) without a trip through the
+ * hub; at most CN_STREAK_MAX times in a row, for fairness. */
 static int
 wait_next_request(gconn *gc, int timeout_ms)
 {
     cn_conn *c = &gc->c;
     uint64_t end = cn_now_ms() + (uint64_t)timeout_ms;
-    {
+    if (c->nrequests == 0 || gc->streak < CN_STREAK_MAX) {
         char b;
         ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
         if (n > 0) {
+            gc->streak++;
             return 1;
         }
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             return 0;
         }
     }
+    gc->streak = 0;
     cn_conn_free_buffers(c);
     gc->idle = 1;
     int park = timeout_ms > CN_PARK_MS;
@@ -978,6 +1019,7 @@ cn_run_worker_gevent(PyObject *module, PyObject *args, PyObject *kwargs)
     }
     gw->max_conns = max_conns;
     gw->w.coop_wait = gevent_wait;
+    gw->w.coop_exc = gevent_exc;
     gw->w.coop_data = gw;
     gw->self = PyCapsule_New(gw, "cunicorn.gworker", NULL);
     struct rlimit rl;

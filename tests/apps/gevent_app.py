@@ -11,6 +11,9 @@ Routes (query parameters in brackets):
   send ``ping``, answer what comes back
 - ``/big`` [n]: n bytes of ``x`` (a slow reader's response)
 - ``/body``: the length of the request body, read from wsgi.input
+- ``/body_timeout`` [t]: read wsgi.input inside ``gevent.Timeout(t)``; answer
+  ``timeout`` when the Timeout itself reached the app, else what was raised
+  (or ``read N``)
 - ``/busy`` [s]: a pure-Python busy loop for s seconds (blocks the hub)
 - ``/patched``: ``yes`` when the socket module is gevent's
 """
@@ -57,6 +60,17 @@ def app(environ, start_response):
     if path == "/body":
         data = environ["wsgi.input"].read()
         return _reply(start_response, str(len(data)))
+    if path == "/body_timeout":
+        import gevent
+
+        try:
+            with gevent.Timeout(float(q.get("t", "0.2"))):
+                data = environ["wsgi.input"].read()
+        except gevent.Timeout:
+            return _reply(start_response, "timeout")
+        except Exception as e:  # noqa: BLE001 - the test wants to see it
+            return _reply(start_response, type(e).__name__)
+        return _reply(start_response, f"read {len(data)}")
     if path == "/busy":
         end = time.monotonic() + float(q.get("s", "10"))
         n = 0

@@ -178,6 +178,28 @@ def test_slow_clients_and_slow_readers_do_not_block_others(server_factory):
     assert srv.fetch(get("/hello", close=True)).status == 200
 
 
+def test_app_timeout_around_a_body_read_reaches_the_app(server_factory):
+    # gevent.Timeout thrown into the worker's wait on the socket must reach the
+    # app as itself, not as an OSError; the connection then closes (the body
+    # was not read to its end) and the worker serves on.
+    srv = gevent_server(server_factory)
+    s = srv.connect()
+    s.sendall(
+        b"POST /body_timeout?t=0.2 HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+        + b"a" * 10
+    )
+    status, headers, body, _ = read_response(s)
+    assert (status, body) == (200, b"timeout")
+    assert headers.get("connection", "").lower() == "close"
+    s.close()
+    resp = srv.fetch(
+        build_request(
+            "POST", "/body_timeout?t=5", body=b"x" * 50, headers=[("Connection", "close")]
+        )
+    )
+    assert resp.status == 200 and resp.body == b"read 50"
+
+
 def test_keepalive_and_timeout(server_factory):
     srv = gevent_server(server_factory, "--keep-alive", "1")
     s = srv.connect()
