@@ -28,9 +28,11 @@
 
 #define GT_BUF 8192               /* read buffer; grows up to the head limit */
 #define GT_FREE_MAX 256           /* read buffers kept for reuse */
-#define GT_ACCEPT_BATCH 64        /* accepts per wake: do not starve the rest */
+#define GT_ACCEPT_BATCH 4         /* accepts per wake: leave some to the others */
 #define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
+#define GT_HOLD_PER_REQ_S 50e-6   /* accept deferral per waiting request */
+#define GT_HOLD_MAX_S 0.01        /* longest accept deferral */
 #define GT_LINGER_S 1.0
 #define GT_LINGER_BYTES (256 * 1024)
 #define GT_POOL_CHECK_S 0.25      /* look for a lazily returned connection */
@@ -149,13 +151,55 @@ accept_stop(cn_gthread *g)
     }
 }
 
-/* Accept again when below worker_connections, not paused, not stopping. */
+/* Accept again when below worker_connections, not paused (EMFILE, or
+ * deferred for balance), not stopping. */
 static void
 accept_maybe_resume(cn_gthread *g)
 {
-    if (!g->accepting && !g->backing_off && !g->stopping && g->nconns < g->max_conns) {
+    if (!g->accepting && !g->backing_off && !g->holding && !g->stopping
+        && g->nconns < g->max_conns) {
         accept_start(g);
     }
+}
+
+/* Balance between workers.  Every worker watches the shared listening
+ * socket, and the kernel wakes them all for a new connection (watched
+ * through libev's own epoll set, a listener registered with EPOLLEXCLUSIVE
+ * in a per-worker epoll set still wakes every worker: the exclusive wake-up
+ * counts only a thread sleeping in epoll_wait on that very set).  The
+ * loop thread never holds the GIL, so each is as quick as the other and
+ * a keep-alive client's burst of connections used to split at random, up
+ * to 150 of 200 on one worker, whose requests then waited three times as
+ * long.  So a worker whose pool has requests waiting defers its accept by
+ * GT_HOLD_PER_REQ_S per waiting request (at most GT_HOLD_MAX_S): the least
+ * loaded worker accepts first, the others find the backlog empty.  A lone
+ * or uniformly busy set of workers still accepts after the deferral.  1 when
+ * accepting was deferred (on_hold resumes it).  Loop thread. */
+static int
+accept_defer_if_busy(cn_gthread *g)
+{
+    int waiting = atomic_load_explicit(&g->queued, memory_order_relaxed);
+    if (waiting <= 0) {
+        return 0;
+    }
+    double d = waiting * GT_HOLD_PER_REQ_S;
+    accept_stop(g);
+    g->holding = 1;
+    ev_timer_stop(g->loop, &g->hold);
+    ev_timer_set(&g->hold, d < GT_HOLD_MAX_S ? d : GT_HOLD_MAX_S, 0.0);
+    ev_timer_start(g->loop, &g->hold);
+    return 1;
+}
+
+static void
+on_hold(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = t->data;
+    g->holding = 0;
+    g->hold_expired = 1;
+    accept_maybe_resume(g);
 }
 
 /* ---- connection states ---------------------------------------------------- */
@@ -510,6 +554,10 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     cn_gthread *g = io->data;
     int li = (int)(io - g->accept_io);
+    if (!g->hold_expired && accept_defer_if_busy(g)) {
+        return;
+    }
+    g->hold_expired = 0;
     for (int i = 0; i < GT_ACCEPT_BATCH; i++) {
         if (g->nconns >= g->max_conns) {
             accept_stop(g); /* resumed by conn_close below the cap */
@@ -567,6 +615,8 @@ enter_stopping(cn_gthread *g)
     g->stopping = 1;
     accept_stop(g);
     ev_timer_stop(g->loop, &g->backoff);
+    ev_timer_stop(g->loop, &g->hold);
+    g->holding = 0;
     ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
     ev_timer_start(g->loop, &g->graceful);
 }
@@ -733,6 +783,8 @@ cn_gt_loop_init(cn_gthread *g)
     }
     ev_init(&g->backoff, on_backoff);
     g->backoff.data = g;
+    ev_init(&g->hold, on_hold);
+    g->hold.data = g;
     ev_init(&g->graceful, on_graceful);
     g->graceful.data = g;
     ev_timer_init(&g->beat, on_beat, 1.0, 1.0);

@@ -18,8 +18,11 @@
  *
  * A connection's I/O is conn.c's: it tries the syscall and, on EAGAIN, calls
  * w->coop_wait (gevent_wait below), which starts a gevent io watcher made by
- * the hub's loop through gevent's public API (`loop.io(fd, events)`) and
- * switches to the hub; the watcher's callback switches back.  Timeouts are
+ * the hub's loop through gevent's public API (`loop.io(fd, events)`; the read
+ * watcher stays started from one wait to the next) and switches to the hub;
+ * the watcher's callback switches back.  An exception thrown into the wait
+ * (the app's gevent.Timeout) is kept and handed to conn.c's body read
+ * through w->coop_exc, so the app sees it instead of an OSError.  Timeouts are
  * not one timer per wait: each wait records a deadline and the ticker, every
  * CN_TICK_S, wakes the waits that are past it (and beats the heartbeat, so a
  * hub blocked by CPU-bound code stops beating and the master kills the

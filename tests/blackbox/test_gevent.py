@@ -194,7 +194,10 @@ def test_app_timeout_around_a_body_read_reaches_the_app(server_factory):
     s.close()
     resp = srv.fetch(
         build_request(
-            "POST", "/body_timeout?t=5", body=b"x" * 50, headers=[("Connection", "close")]
+            "POST",
+            "/body_timeout?t=5",
+            body=b"x" * 50,
+            headers=[("Connection", "close")],
         )
     )
     assert resp.status == 200 and resp.body == b"read 50"
