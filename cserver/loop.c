@@ -31,8 +31,9 @@
 #define GT_ACCEPT_BATCH 4         /* accepts per wake: leave some to the others */
 #define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
-#define GT_HOLD_PER_REQ_S 50e-6   /* accept deferral per waiting request */
-#define GT_HOLD_MAX_S 0.01        /* longest accept deferral */
+#define GT_HOLD_S 0.001           /* accept deferral to a less loaded worker */
+#define GT_BALANCE_SLACK 2        /* connections more than it before deferring */
+#define GT_LIVE_MS 3000           /* a sibling beating this recently is alive */
 #define GT_LINGER_S 1.0
 #define GT_LINGER_BYTES (256 * 1024)
 #define GT_POOL_CHECK_S 0.25      /* look for a lazily returned connection */
@@ -163,30 +164,65 @@ accept_maybe_resume(cn_gthread *g)
 }
 
 /* Balance between workers.  Every worker watches the shared listening
- * socket, and the kernel wakes them all for a new connection (watched
- * through libev's own epoll set, a listener registered with EPOLLEXCLUSIVE
- * in a per-worker epoll set still wakes every worker: the exclusive wake-up
- * counts only a thread sleeping in epoll_wait on that very set).  The
- * loop thread never holds the GIL, so each is as quick as the other and
- * a keep-alive client's burst of connections used to split at random, up
- * to 150 of 200 on one worker, whose requests then waited three times as
- * long.  So a worker whose pool has requests waiting defers its accept by
- * GT_HOLD_PER_REQ_S per waiting request (at most GT_HOLD_MAX_S): the least
- * loaded worker accepts first, the others find the backlog empty.  A lone
- * or uniformly busy set of workers still accepts after the deferral.  1 when
- * accepting was deferred (on_hold resumes it).  Loop thread. */
+ * socket and the kernel wakes them all for a new connection (registering
+ * the listener with EPOLLEXCLUSIVE in a per-worker epoll set watched by
+ * libev does not change that: the exclusive wake-up only counts a thread
+ * sleeping in epoll_wait on that very set).  The loop threads never hold
+ * the GIL, so each is as quick as the other, and a keep-alive client's
+ * burst of connections used to split at random: up to 194 of 200 on one
+ * worker, whose requests then waited several times as long.  So workers
+ * balance on the connections they hold ("least connections"): each
+ * publishes its count in its heartbeat slot, and one holding more than
+ * GT_BALANCE_SLACK above the least loaded live sibling defers its accept by
+ * GT_HOLD_S, leaving the connection to that sibling; after the deferral it
+ * accepts anyway (the sibling may be stuck, or at worker_connections).
+ * A stopping worker publishes an unreachable load.  Loop thread. */
+static void
+load_publish(cn_gthread *g)
+{
+    cn_heartbeat_set_load(g->w.heartbeats, g->w.slot,
+                          g->stopping ? UINT32_MAX : (uint64_t)g->nconns);
+}
+
+/* 1 when a live sibling (beat in the last GT_LIVE_MS, booted) holds fewer
+ * connections than ours minus the slack. */
+static int
+sibling_less_loaded(cn_gthread *g)
+{
+    if (g->w.heartbeats == NULL) {
+        return 0;
+    }
+    int n = (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE);
+    uint64_t now = cn_now_ms();
+    uint64_t limit = (uint64_t)g->nconns;
+    if (limit <= GT_BALANCE_SLACK) {
+        return 0;
+    }
+    limit -= GT_BALANCE_SLACK;
+    for (int i = 0; i < n; i++) {
+        if (i == g->w.slot) {
+            continue;
+        }
+        int64_t age = (int64_t)(now - cn_heartbeat_read(g->w.heartbeats, i));
+        if (age >= 0 && age < GT_LIVE_MS
+            && cn_heartbeat_read_load(g->w.heartbeats, i) < limit) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Defer accepting (see above): 1 when deferred, on_hold resumes. */
 static int
 accept_defer_if_busy(cn_gthread *g)
 {
-    int waiting = atomic_load_explicit(&g->queued, memory_order_relaxed);
-    if (waiting <= 0) {
+    if (!sibling_less_loaded(g)) {
         return 0;
     }
-    double d = waiting * GT_HOLD_PER_REQ_S;
     accept_stop(g);
     g->holding = 1;
     ev_timer_stop(g->loop, &g->hold);
-    ev_timer_set(&g->hold, d < GT_HOLD_MAX_S ? d : GT_HOLD_MAX_S, 0.0);
+    ev_timer_set(&g->hold, GT_HOLD_S, 0.0);
     ev_timer_start(g->loop, &g->hold);
     return 1;
 }
@@ -398,6 +434,7 @@ conn_close(cn_gthread *g, gt_conn *gc)
     gc->dead_next = g->dead;
     g->dead = gc;
     g->nconns--;
+    load_publish(g);
     accept_maybe_resume(g);
 }
 
@@ -534,6 +571,7 @@ conn_new(cn_gthread *g, int fd, int li, const struct sockaddr_storage *peer, soc
     }
     g->all = gc;
     g->nconns++;
+    load_publish(g);
     return gc;
 }
 
@@ -554,13 +592,14 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     cn_gthread *g = io->data;
     int li = (int)(io - g->accept_io);
-    if (!g->hold_expired && accept_defer_if_busy(g)) {
-        return;
-    }
+    int expired = g->hold_expired;
     g->hold_expired = 0;
     for (int i = 0; i < GT_ACCEPT_BATCH; i++) {
         if (g->nconns >= g->max_conns) {
             accept_stop(g); /* resumed by conn_close below the cap */
+            return;
+        }
+        if (!(expired && i == 0) && accept_defer_if_busy(g)) {
             return;
         }
         struct sockaddr_storage peer;
@@ -617,6 +656,7 @@ enter_stopping(cn_gthread *g)
     ev_timer_stop(g->loop, &g->backoff);
     ev_timer_stop(g->loop, &g->hold);
     g->holding = 0;
+    load_publish(g);
     ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
     ev_timer_start(g->loop, &g->graceful);
 }
@@ -804,6 +844,7 @@ cn_gt_loop_main(void *arg)
 {
     cn_gthread *g = arg;
     cn_heartbeat_beat(g->w.heartbeats, g->w.slot);
+    load_publish(g);
     accept_maybe_resume(g);
     check_flags(g);
     ev_run(g->loop, 0);

@@ -219,6 +219,36 @@ def test_keepalive_and_timeout(server_factory):
     s.close()
 
 
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_next_request_sent_while_the_app_runs_no_spin(server_factory):
+    # The read watcher stays started between waits: when the client's next
+    # request arrives while the app still runs, the watcher fires with nobody
+    # waiting and must be stopped (not fire on every loop iteration, spinning
+    # the hub), and the request is served once the first response is out.
+    srv = gevent_server(server_factory)
+    s = srv.connect()
+    s.sendall(get("/pid"))
+    _, _, pid, left = read_response(s)
+    pid = int(pid)
+    for sleep_s in (0.2, 0.6):  # the first round warms the worker up
+        cpu0 = _cpu_seconds(pid)
+        s.sendall(get(f"/sleep?s={sleep_s}"))
+        time.sleep(0.1)  # the app is inside its sleep: send the next request now
+        s.sendall(get("/hello"))
+        status, _, body, left = read_response(s, buf=left)
+        assert (status, body) == (200, b"slept")
+        status, _, body, left = read_response(s, buf=left)
+        assert (status, body) == (200, b"Hello, World!")
+    used = _cpu_seconds(pid) - cpu0
+    assert used < 0.25, f"worker used {used:.2f} s of CPU during a 0.6 s sleep"
+    s.close()
+
+
 def test_pipelined_requests_answered_in_order(server_factory):
     srv = gevent_server(server_factory)
     s = srv.connect()
