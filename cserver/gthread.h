@@ -131,6 +131,7 @@ typedef struct cn_gthread {
     atomic_int loop_done;      /* loop -> main: ev_run returned */
     atomic_int forced;         /* loop ended with connections in the pool */
     atomic_int busy;           /* pool threads serving a connection */
+    atomic_int queued;         /* requests waiting in the pool queue */
     _Atomic uint32_t avg_us;   /* moving average of every request's cost */
     gt_route routes[GT_ROUTES];/* direct-mapped by route hash; relaxed atomics */
     int done_fd;               /* eventfd the loop thread signals on exit */

@@ -17,6 +17,7 @@
 #include "parser.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -32,8 +33,10 @@
 #define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
 #define GT_HOLD_S 0.001           /* accept deferral to a less loaded worker */
-#define GT_BALANCE_SLACK 2        /* connections more than it before deferring */
+#define GT_BALANCE_SLACK 2        /* lead over a sibling to defer, pool full */
+#define GT_BALANCE_SLACK_FREE 8   /* lead to defer with a pool thread free */
 #define GT_LIVE_MS 3000           /* a sibling beating this recently is alive */
+#define GT_LOAD_HOLDING (1ULL << 32) /* published with the load while deferring */
 #define GT_LINGER_S 1.0
 #define GT_LINGER_BYTES (256 * 1024)
 #define GT_POOL_CHECK_S 0.25      /* look for a lazily returned connection */
@@ -173,57 +176,78 @@ accept_maybe_resume(cn_gthread *g)
  * worker, whose requests then waited several times as long.  So workers
  * balance on the connections they hold ("least connections"): each
  * publishes its count in its heartbeat slot, and one holding more than
- * GT_BALANCE_SLACK above the least loaded live sibling defers its accept by
- * GT_HOLD_S, leaving the connection to that sibling; after the deferral it
+ * the least loaded live sibling defers its accept by GT_HOLD_S, leaving
+ * the connection to that sibling: by more than GT_BALANCE_SLACK when its
+ * pool has no thread to spare, by more than GT_BALANCE_SLACK_FREE + 1/8
+ * otherwise (a churn of short connections must not make the workers take
+ * turns deferring to each other over small differences); after the deferral it
  * accepts anyway (the sibling may be stuck, or at worker_connections).
- * A stopping worker publishes an unreachable load.  Loop thread. */
+ * A worker deferring says so (GT_LOAD_HOLDING), and is not deferred to:
+ * under a churn of short connections two workers would otherwise take
+ * turns deferring to each other and leave the backlog unserved.  A
+ * stopping worker publishes an unreachable load.  Loop thread. */
 static void
 load_publish(cn_gthread *g)
 {
+    uint64_t load = g->stopping ? UINT32_MAX : (uint64_t)g->nconns;
     cn_heartbeat_set_load(g->w.heartbeats, g->w.slot,
-                          g->stopping ? UINT32_MAX : (uint64_t)g->nconns);
+                          load | (g->holding ? GT_LOAD_HOLDING : 0));
 }
 
-/* 1 when a live sibling (beat in the last GT_LIVE_MS, booted) holds fewer
- * connections than ours minus the slack. */
-static int
-sibling_less_loaded(cn_gthread *g)
+/* The least load a live sibling publishes (beat in the last GT_LIVE_MS,
+ * booted, not deferring itself); UINT64_MAX when there is none. */
+static uint64_t
+sibling_min_load(cn_gthread *g)
 {
+    uint64_t min = UINT64_MAX;
     if (g->w.heartbeats == NULL) {
-        return 0;
+        return min;
     }
     int n = (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE);
     uint64_t now = cn_now_ms();
-    uint64_t limit = (uint64_t)g->nconns;
-    if (limit <= GT_BALANCE_SLACK) {
-        return 0;
-    }
-    limit -= GT_BALANCE_SLACK;
     for (int i = 0; i < n; i++) {
         if (i == g->w.slot) {
             continue;
         }
         int64_t age = (int64_t)(now - cn_heartbeat_read(g->w.heartbeats, i));
-        if (age >= 0 && age < GT_LIVE_MS
-            && cn_heartbeat_read_load(g->w.heartbeats, i) < limit) {
-            return 1;
+        uint64_t load = cn_heartbeat_read_load(g->w.heartbeats, i);
+        if (age >= 0 && age < GT_LIVE_MS && load < min) {
+            min = load;
         }
     }
-    return 0;
+    return min;
 }
 
 /* Defer accepting (see above): 1 when deferred, on_hold resumes. */
 static int
 accept_defer_if_busy(cn_gthread *g)
 {
-    if (!sibling_less_loaded(g)) {
+    uint64_t mine = (uint64_t)g->nconns;
+    if (mine <= GT_BALANCE_SLACK) {
+        return 0;
+    }
+    uint64_t min = sibling_min_load(g);
+    fprintf(stderr, "DBG slot=%d mine=%d min=%llu n=%d\n", g->w.slot, (int)mine, (unsigned long long)min, (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE));
+    if (min >= mine - GT_BALANCE_SLACK) {
+        return 0;
+    }
+    /* A small lead is given away only when our pool has no thread to
+     * spare (a free one serves the request quickest); a large one always
+     * (a burst of connections arrives before their requests do). */
+    int full = atomic_load_explicit(&g->busy, memory_order_relaxed)
+                   + atomic_load_explicit(&g->queued, memory_order_relaxed)
+               >= g->nthreads;
+    if (!full && mine <= min + GT_BALANCE_SLACK_FREE + min / 8) {
         return 0;
     }
     accept_stop(g);
     g->holding = 1;
+    load_publish(g);
+    ev_now_update(g->loop); /* a long iteration would cut the deferral short */
     ev_timer_stop(g->loop, &g->hold);
     ev_timer_set(&g->hold, GT_HOLD_S, 0.0);
     ev_timer_start(g->loop, &g->hold);
+    fprintf(stderr, "DBG defer slot=%d mine=%d min=%llu active=%d at=%f now=%f\n", g->w.slot, (int)mine, (unsigned long long)min, ev_is_active(&g->hold), ev_timer_remaining(g->loop, &g->hold), ev_now(g->loop));
     return 1;
 }
 
@@ -235,6 +259,8 @@ on_hold(struct ev_loop *loop, ev_timer *t, int revents)
     cn_gthread *g = t->data;
     g->holding = 0;
     g->hold_expired = 1;
+    fprintf(stderr, "DBG on_hold slot=%d\n", g->w.slot);
+    load_publish(g);
     accept_maybe_resume(g);
 }
 

@@ -24,6 +24,7 @@
 
 #include "heartbeat.h"
 #include "master_signals.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -343,6 +344,7 @@ run_child(cn_master *m, int slot, const sigset_t *oldmask)
     pid_t pid = getpid();
 
     cn_sigq_child_reset(&m->sigq);
+    (void)cn_worker_catch_term_early();
     cn_sigq_setmask(oldmask);
 
     /* post_fork and the other worker-side hooks run inside spawn(). */

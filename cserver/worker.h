@@ -98,6 +98,12 @@ int cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyO
 /* Drop every reference and buffer cn_worker_init_from_args took.  CN_GIL. */
 void cn_worker_clear(cn_worker *w);
 
+/* In a new worker process, before the app is imported: a TERM arriving
+ * while the worker boots sets the stop flag instead of killing it, so the
+ * worker finishes booting, serves nothing and exits cleanly ("Worker
+ * exiting"), as gunicorn's workers do.  0 or -errno.  No Python. */
+int cn_worker_catch_term_early(void);
+
 /* Mark whether the app is running (a QUIT then exits at once). */
 void cn_worker_set_in_app(int in_app);
 

@@ -17,6 +17,7 @@
  *   PIPE      ignored: a vanished client is an EPIPE from writev. */
 #include "worker.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,16 @@ cn_worker_install_signals(void)
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     return 0;
+}
+
+int
+cn_worker_catch_term_early(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    return sigaction(SIGTERM, &sa, NULL) < 0 ? -errno : 0;
 }
 
 void

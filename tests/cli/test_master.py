@@ -8,6 +8,7 @@ SIGKILL of the master and of every worker pid seen in the log).
 """
 
 import os
+import re
 import signal
 import time
 
@@ -212,3 +213,31 @@ def test_hup_starts_new_workers_then_retires_the_old(server_factory):
     assert wait_until(lambda: all(pid_gone(p) for p in old), 10), srv.log_tail()
     assert {answering_pid(srv) for _ in range(4)} <= new
     assert srv.alive()
+
+
+def test_term_while_a_worker_boots_lets_it_exit_cleanly(tmp_path):
+    # gunicorn's workers install their signal handlers before importing the app:
+    # a TERM during a slow import ends the worker cleanly after boot, never by
+    # the signal's default action.
+    log_path = tmp_path / "boot.log"
+    with open(log_path, "wb") as log:
+        proc = start_server_cmd(
+            APP, "-w", "1", env={"LIFECYCLE_IMPORT_DELAY": "2"}, log_file=log
+        )
+    try:
+        booted = wait_until(
+            lambda: re.search(r"Booting worker with pid: (\d+)", log_path.read_text()),
+            timeout=10,
+        )
+        assert booted, log_path.read_text()
+        pid = int(booted.group(1))
+        os.kill(pid, signal.SIGTERM)
+        exiting = wait_until(
+            lambda: f"Worker exiting (pid: {pid})" in log_path.read_text(), timeout=10
+        )
+        text = log_path.read_text()
+        assert exiting, text
+        assert f"Worker (pid:{pid}) was sent SIGTERM" not in text, text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
