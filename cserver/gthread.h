@@ -94,14 +94,11 @@ typedef struct cn_gthread {
     struct ev_loop *loop;
     ev_io *accept_io;          /* one per listener */
     ev_timer backoff;          /* EMFILE: accept paused */
-    ev_timer hold;             /* busy: accept deferred (balance, loop.c) */
     ev_timer beat;             /* heartbeat, every second */
     ev_timer graceful;         /* stop: deadline for in-flight requests */
     ev_async wake;             /* hand-backs and requests from other threads */
     ev_check reap;             /* frees closed connections after each iteration */
     int accepting, backing_off, stopping;
-    int holding;               /* the hold timer runs, accept stopped */
-    int hold_expired;          /* the hold ended: accept without deferring */
     int nconns;                /* open connections, whatever their state */
     gt_conn *all;              /* open connections */
     gt_conn *dead;             /* closed, freed by the reap watcher */
@@ -131,7 +128,6 @@ typedef struct cn_gthread {
     atomic_int loop_done;      /* loop -> main: ev_run returned */
     atomic_int forced;         /* loop ended with connections in the pool */
     atomic_int busy;           /* pool threads serving a connection */
-    atomic_int queued;         /* requests waiting in the pool queue */
     _Atomic uint32_t avg_us;   /* moving average of every request's cost */
     gt_route routes[GT_ROUTES];/* direct-mapped by route hash; relaxed atomics */
     int done_fd;               /* eventfd the loop thread signals on exit */

@@ -23,9 +23,4 @@ void cn_heartbeat_set(void *table, int slot, uint64_t ms);
 /* The last value stored in slot `slot`. */
 uint64_t cn_heartbeat_read(const void *table, int slot);
 
-/* A second word in each slot, the worker's own: the gthread worker stores
- * its open connections there for its siblings (accept balance, loop.c). */
-void cn_heartbeat_set_load(void *table, int slot, uint64_t load);
-uint64_t cn_heartbeat_read_load(const void *table, int slot);
-
 #endif

@@ -17,7 +17,6 @@
 #include "parser.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdint.h>
@@ -29,14 +28,9 @@
 
 #define GT_BUF 8192               /* read buffer; grows up to the head limit */
 #define GT_FREE_MAX 256           /* read buffers kept for reuse */
-#define GT_ACCEPT_BATCH 4         /* accepts per wake: leave some to the others */
+#define GT_ACCEPT_BATCH 64        /* accepts per wake: do not starve the rest */
 #define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
-#define GT_HOLD_S 0.001           /* accept deferral to a less loaded worker */
-#define GT_BALANCE_SLACK 2        /* lead over a sibling to defer, pool full */
-#define GT_BALANCE_SLACK_FREE 8   /* lead to defer with a pool thread free */
-#define GT_LIVE_MS 3000           /* a sibling beating this recently is alive */
-#define GT_LOAD_HOLDING (1ULL << 32) /* published with the load while deferring */
 #define GT_LINGER_S 1.0
 #define GT_LINGER_BYTES (256 * 1024)
 #define GT_POOL_CHECK_S 0.25      /* look for a lazily returned connection */
@@ -155,113 +149,13 @@ accept_stop(cn_gthread *g)
     }
 }
 
-/* Accept again when below worker_connections, not paused (EMFILE, or
- * deferred for balance), not stopping. */
+/* Accept again when below worker_connections, not paused, not stopping. */
 static void
 accept_maybe_resume(cn_gthread *g)
 {
-    if (!g->accepting && !g->backing_off && !g->holding && !g->stopping
-        && g->nconns < g->max_conns) {
+    if (!g->accepting && !g->backing_off && !g->stopping && g->nconns < g->max_conns) {
         accept_start(g);
     }
-}
-
-/* Balance between workers.  Every worker watches the shared listening
- * socket and the kernel wakes them all for a new connection (registering
- * the listener with EPOLLEXCLUSIVE in a per-worker epoll set watched by
- * libev does not change that: the exclusive wake-up only counts a thread
- * sleeping in epoll_wait on that very set).  The loop threads never hold
- * the GIL, so each is as quick as the other, and a keep-alive client's
- * burst of connections used to split at random: up to 194 of 200 on one
- * worker, whose requests then waited several times as long.  So workers
- * balance on the connections they hold ("least connections"): each
- * publishes its count in its heartbeat slot, and one holding more than
- * the least loaded live sibling defers its accept by GT_HOLD_S, leaving
- * the connection to that sibling: by more than GT_BALANCE_SLACK when its
- * pool has no thread to spare, by more than GT_BALANCE_SLACK_FREE + 1/8
- * otherwise (a churn of short connections must not make the workers take
- * turns deferring to each other over small differences); after the deferral it
- * accepts anyway (the sibling may be stuck, or at worker_connections).
- * A worker deferring says so (GT_LOAD_HOLDING), and is not deferred to:
- * under a churn of short connections two workers would otherwise take
- * turns deferring to each other and leave the backlog unserved.  A
- * stopping worker publishes an unreachable load.  Loop thread. */
-static void
-load_publish(cn_gthread *g)
-{
-    uint64_t load = g->stopping ? UINT32_MAX : (uint64_t)g->nconns;
-    cn_heartbeat_set_load(g->w.heartbeats, g->w.slot,
-                          load | (g->holding ? GT_LOAD_HOLDING : 0));
-}
-
-/* The least load a live sibling publishes (beat in the last GT_LIVE_MS,
- * booted, not deferring itself); UINT64_MAX when there is none. */
-static uint64_t
-sibling_min_load(cn_gthread *g)
-{
-    uint64_t min = UINT64_MAX;
-    if (g->w.heartbeats == NULL) {
-        return min;
-    }
-    int n = (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE);
-    uint64_t now = cn_now_ms();
-    for (int i = 0; i < n; i++) {
-        if (i == g->w.slot) {
-            continue;
-        }
-        int64_t age = (int64_t)(now - cn_heartbeat_read(g->w.heartbeats, i));
-        uint64_t load = cn_heartbeat_read_load(g->w.heartbeats, i);
-        if (age >= 0 && age < GT_LIVE_MS && load < min) {
-            min = load;
-        }
-    }
-    return min;
-}
-
-/* Defer accepting (see above): 1 when deferred, on_hold resumes. */
-static int
-accept_defer_if_busy(cn_gthread *g)
-{
-    uint64_t mine = (uint64_t)g->nconns;
-    if (mine <= GT_BALANCE_SLACK) {
-        return 0;
-    }
-    uint64_t min = sibling_min_load(g);
-    fprintf(stderr, "DBG slot=%d mine=%d min=%llu n=%d\n", g->w.slot, (int)mine, (unsigned long long)min, (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE));
-    if (min >= mine - GT_BALANCE_SLACK) {
-        return 0;
-    }
-    /* A small lead is given away only when our pool has no thread to
-     * spare (a free one serves the request quickest); a large one always
-     * (a burst of connections arrives before their requests do). */
-    int full = atomic_load_explicit(&g->busy, memory_order_relaxed)
-                   + atomic_load_explicit(&g->queued, memory_order_relaxed)
-               >= g->nthreads;
-    if (!full && mine <= min + GT_BALANCE_SLACK_FREE + min / 8) {
-        return 0;
-    }
-    accept_stop(g);
-    g->holding = 1;
-    load_publish(g);
-    ev_now_update(g->loop); /* a long iteration would cut the deferral short */
-    ev_timer_stop(g->loop, &g->hold);
-    ev_timer_set(&g->hold, GT_HOLD_S, 0.0);
-    ev_timer_start(g->loop, &g->hold);
-    fprintf(stderr, "DBG defer slot=%d mine=%d min=%llu active=%d at=%f now=%f\n", g->w.slot, (int)mine, (unsigned long long)min, ev_is_active(&g->hold), ev_timer_remaining(g->loop, &g->hold), ev_now(g->loop));
-    return 1;
-}
-
-static void
-on_hold(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop;
-    (void)revents;
-    cn_gthread *g = t->data;
-    g->holding = 0;
-    g->hold_expired = 1;
-    fprintf(stderr, "DBG on_hold slot=%d\n", g->w.slot);
-    load_publish(g);
-    accept_maybe_resume(g);
 }
 
 /* ---- connection states ---------------------------------------------------- */
@@ -460,7 +354,6 @@ conn_close(cn_gthread *g, gt_conn *gc)
     gc->dead_next = g->dead;
     g->dead = gc;
     g->nconns--;
-    load_publish(g);
     accept_maybe_resume(g);
 }
 
@@ -597,7 +490,6 @@ conn_new(cn_gthread *g, int fd, int li, const struct sockaddr_storage *peer, soc
     }
     g->all = gc;
     g->nconns++;
-    load_publish(g);
     return gc;
 }
 
@@ -618,14 +510,9 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
     (void)revents;
     cn_gthread *g = io->data;
     int li = (int)(io - g->accept_io);
-    int expired = g->hold_expired;
-    g->hold_expired = 0;
     for (int i = 0; i < GT_ACCEPT_BATCH; i++) {
         if (g->nconns >= g->max_conns) {
             accept_stop(g); /* resumed by conn_close below the cap */
-            return;
-        }
-        if (!(expired && i == 0) && accept_defer_if_busy(g)) {
             return;
         }
         struct sockaddr_storage peer;
@@ -680,9 +567,6 @@ enter_stopping(cn_gthread *g)
     g->stopping = 1;
     accept_stop(g);
     ev_timer_stop(g->loop, &g->backoff);
-    ev_timer_stop(g->loop, &g->hold);
-    g->holding = 0;
-    load_publish(g);
     ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
     ev_timer_start(g->loop, &g->graceful);
 }
@@ -849,8 +733,6 @@ cn_gt_loop_init(cn_gthread *g)
     }
     ev_init(&g->backoff, on_backoff);
     g->backoff.data = g;
-    ev_init(&g->hold, on_hold);
-    g->hold.data = g;
     ev_init(&g->graceful, on_graceful);
     g->graceful.data = g;
     ev_timer_init(&g->beat, on_beat, 1.0, 1.0);
@@ -870,7 +752,6 @@ cn_gt_loop_main(void *arg)
 {
     cn_gthread *g = arg;
     cn_heartbeat_beat(g->w.heartbeats, g->w.slot);
-    load_publish(g);
     accept_maybe_resume(g);
     check_flags(g);
     ev_run(g->loop, 0);

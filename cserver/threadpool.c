@@ -120,7 +120,6 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
         *head = gc;
     }
     *tail = gc;
-    atomic_fetch_add_explicit(&g->queued, 1, memory_order_relaxed);
     if (wake && g->idle > 0) {
         pthread_cond_signal(&g->pool_cv);
     }
@@ -151,7 +150,6 @@ pool_pop_locked(cn_gthread *g)
         gc->next = NULL;
         g->fast_run = fast ? g->fast_run + 1 : 0;
         atomic_fetch_add(&g->busy, 1);
-        atomic_fetch_sub_explicit(&g->queued, 1, memory_order_relaxed);
     }
     return gc;
 }
