@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from cunicorn import __version__
 from cunicorn.errors import ConfigError
+from cunicorn.sock import parse_address
 
 # Environment variables holding extra command-line arguments, lowest first.
 CMD_ARGS_ENV = ("GUNICORN_CMD_ARGS", "CUNICORN_CMD_ARGS")
@@ -216,34 +217,6 @@ def auto_int(text: str) -> int:
     if re.match(r"0(\d)", text):
         text = text.replace("0", "0o", 1)
     return int(text, 0)
-
-
-def parse_address(netloc: str, default_port: str = "8000") -> Any:
-    """gunicorn's util.parse_address: ``unix:PATH`` / ``unix://PATH`` -> path,
-    ``fd://N`` -> int, else (host, port)."""
-    if re.match(r"unix:(//)?", netloc):
-        return re.split(r"unix:(//)?", netloc)[-1]
-    if netloc.startswith("fd://"):
-        fd = netloc[5:]
-        try:
-            return int(fd)
-        except ValueError:
-            raise RuntimeError(f"{fd!r} is not a valid file descriptor.") from None
-    if netloc.startswith("tcp://"):
-        netloc = netloc.split("tcp://")[1]
-    host, port = netloc, default_port
-    if "[" in netloc and "]" in netloc:
-        host = netloc.split("]")[0][1:]
-        port = (netloc.split("]:") + [default_port])[1]
-    elif ":" in netloc:
-        host, port = (netloc.split(":") + [default_port])[:2]
-    elif netloc == "":
-        host, port = "0.0.0.0", default_port
-    try:
-        port = int(port)
-    except ValueError:
-        raise RuntimeError(f"{port!r} is not a valid port number.") from None
-    return host.lower(), port
 
 
 def validate_statsd_address(val: Any) -> Any:
