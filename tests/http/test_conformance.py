@@ -30,6 +30,7 @@ from tests.support.corpus import (
     expected_environ_headers,
     path_info_of,
 )
+from tests.support.parsed import normalize
 from tests.support.server import Server, ServerStartError, parse_response
 
 CASES = corpus.load_cases()
@@ -219,29 +220,8 @@ def test_wire(pool, case):
 # -- engine level (parse_requests) --------------------------------------------------
 
 
-def _norm(v):
-    return v.decode("latin-1") if isinstance(v, (bytes, bytearray)) else v
-
-
 def _normalize(results):
-    out = []
-    for r in results:
-        if "error" in r:
-            out.append({"error": r["error"], "reason": r.get("reason")})
-            continue
-        body = r["body"]
-        out.append(
-            {
-                "method": _norm(r["method"]),
-                "uri": _norm(r["uri"]),
-                "version": tuple(r["version"]),
-                "headers": [(_norm(k), _norm(v)) for k, v in r["headers"]],
-                "body": body.encode("latin-1")
-                if isinstance(body, str)
-                else bytes(body),
-            }
-        )
-    return out
+    return normalize(results, keep_reason=True)
 
 
 def _parse(case, chunk=0):

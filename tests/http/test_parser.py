@@ -8,30 +8,11 @@ from __future__ import annotations
 import pytest
 from cunicorn import _cserver
 
-
-def _norm(v):
-    return v.decode("latin-1") if isinstance(v, (bytes, bytearray)) else v
+from tests.support.parsed import normalize
 
 
 def _normalize(results):
-    out = []
-    for r in results:
-        if "error" in r:
-            out.append({"error": r["error"]})
-            continue
-        body = r["body"]
-        out.append(
-            {
-                "method": _norm(r["method"]),
-                "uri": _norm(r["uri"]),
-                "version": tuple(r["version"]),
-                "headers": [(_norm(k), _norm(v)) for k, v in r["headers"]],
-                "body": body.encode("latin-1")
-                if isinstance(body, str)
-                else bytes(body),
-            }
-        )
-    return out
+    return normalize(results)
 
 
 def parse(data: bytes, **kw):
