@@ -6,10 +6,24 @@
  *   main    the worker process's Python thread: parses the arguments, starts
  *           the others, then waits with the GIL released, turning signal flags
  *           into requests for the loop and logging what the loop noticed;
- *   loop    one libev loop, never the GIL: accept, idle keep-alive, reading
- *           and parsing heads, lingering closes, the heartbeat;
+ *   loop    one libev loop, never the GIL while in it: accept, idle
+ *           keep-alive, reading and parsing heads, lingering closes, the
+ *           heartbeat;
  *   pool    N threads that take the GIL to run cn_serve_request on a parsed
  *           request, then hand the connection back to the loop.
+ *
+ * Inline serving.  When the pool holds no long request (serving or queued),
+ * a request whose route is known to be short (learned CPU and wall time
+ * under GT_INLINE_US, no body left to wait for) is served by the loop thread
+ * itself, between two iterations of the loop, as an extra pool thread would:
+ * no hand-off, no wake-up, no context switch (a hand-off costs more than a
+ * short request here).  Under a steady load of short requests the pool
+ * drains and sleeps, and the loop thread serves alone, as bjoern would.  The loop thread leaves the loop (loop_mu) while it
+ * serves; should a request turn out long, the main thread takes the loop
+ * over after GT_WATCH_MS (cn_gt_watch, "watchdog"): accepting, reading and
+ * the heartbeat go on, other requests go to the pool, and the loop is
+ * handed back when the loop thread is done.  So a long request never stops
+ * the loop for longer than that, as with the pool.
  *
  * Ownership of a connection follows its state: GT_READING, GT_LINGER,
  * GT_CLOSED and GT_BACK belong to the loop thread, GT_POOL and GT_POOL_NOIO
@@ -55,6 +69,11 @@ enum {
     GT_BACK = 5,      /* returned lazily by the pool, idle since back_at */
 };
 enum { GT_JOB_SERVE = 0, GT_JOB_ERROR = 1 };
+
+#define GT_INLINE_US 500                /* routes shorter than this: inline */
+#define GT_INLINE_BUDGET_NS 2000000LL   /* inline serving per loop iteration */
+#define GT_WATCH_MS 5                   /* inline this long: the main thread
+                                         * takes the loop over */
 enum { GT_BACK_KEEP = 0, GT_BACK_CLOSE = 1, GT_BACK_LINGER = 2 };
 
 struct cn_gthread;
@@ -72,6 +91,7 @@ typedef struct gt_conn {
     unsigned char job;         /* GT_JOB_*: what the pool is asked to do */
     unsigned char back;        /* GT_BACK_*: set by the pool before handing back */
     unsigned char head_started;/* bytes of the next head have arrived */
+    unsigned char longreq;     /* queued or served as a request not short */
     size_t drained;            /* lingering close: bytes dropped so far */
     double back_at;            /* cn_gt_now() when the pool gave it back */
     uint64_t route;            /* hash of the queued request's method and path */
@@ -82,7 +102,9 @@ typedef struct gt_conn {
 #define GT_ROUTES 256
 typedef struct {
     _Atomic uint64_t key;      /* route hash, 0 = free */
-    _Atomic uint32_t cost_us;  /* moving average of the time in the app */
+    _Atomic uint32_t cost_us;  /* moving average of the CPU time in the app */
+    _Atomic uint32_t wall_us;  /* moving average of the wall time serving it */
+    _Atomic uint32_t samples;  /* CPU samples taken (every request's at first) */
 } gt_route;
 
 typedef struct cn_gthread {
@@ -99,6 +121,8 @@ typedef struct cn_gthread {
     ev_async wake;             /* hand-backs and requests from other threads */
     ev_check reap;             /* frees closed connections after each iteration */
     int accepting, backing_off, stopping;
+    int ended;                 /* the loop is over (loop_end): leave it */
+    gt_conn *inl_head, *inl_tail; /* requests to serve inline, arrival order */
     int nconns;                /* open connections, whatever their state */
     gt_conn *all;              /* open connections */
     gt_conn *dead;             /* closed, freed by the reap watcher */
@@ -116,6 +140,17 @@ typedef struct cn_gthread {
     int shutdown;              /* pool threads exit when the queue is empty */
     int alive;                 /* pool threads still running */
 
+    /* ---- who runs the loop: loop_mu (held by the loop thread, or by the
+     * main thread standing in while the loop thread serves inline) ---- */
+    pthread_mutex_t loop_mu;
+    _Atomic int64_t inline_since; /* ns (CLOCK_MONOTONIC) the inline batch began, 0 */
+    atomic_uint inline_batches;   /* count, so the watchdog knows to tick fast */
+    atomic_int watching;          /* the main thread runs the loop */
+    atomic_int want_back;         /* the loop thread is done inline: hand back */
+    atomic_int abandoned;         /* loop over while the loop thread is stuck inline */
+    PyThreadState *loop_ts;       /* the loop thread's, when it has served inline */
+    PyGILState_STATE loop_gs;
+
     /* ---- hand-back list: back_mu (lock order: GIL -> back_mu, a leaf) ---- */
     pthread_mutex_t back_mu;
     gt_conn *back;
@@ -127,7 +162,9 @@ typedef struct cn_gthread {
     atomic_int emfile_note;    /* loop -> main: accept ran out of fds */
     atomic_int loop_done;      /* loop -> main: ev_run returned */
     atomic_int forced;         /* loop ended with connections in the pool */
-    atomic_int busy;           /* pool threads serving a connection */
+    atomic_int busy;           /* threads serving a connection */
+    atomic_int busy_long;      /* ... on a request not short (inline_ok) */
+    atomic_int queued_long;    /* queued requests not short */
     _Atomic uint32_t avg_us;   /* moving average of every request's cost */
     gt_route routes[GT_ROUTES];/* direct-mapped by route hash; relaxed atomics */
     int done_fd;               /* eventfd the loop thread signals on exit */
@@ -156,6 +193,12 @@ void cn_gt_hand_back(cn_gthread *g, gt_conn *gc);
  * not touch gc again), 0 when it must use cn_gt_hand_back instead. */
 int cn_gt_release_idle(cn_gthread *g, gt_conn *gc);
 
+/* Run the loop in the calling (main) thread while the loop thread has been
+ * serving inline for more than GT_WATCH_MS; returns when it is back, the
+ * loop ended, a stop was asked for, or after until_ns (CLOCK_MONOTONIC).
+ * 1 when it ran the loop, 0 when it was not needed.  No GIL. */
+int cn_gt_watch(cn_gthread *g, int64_t until_ns);
+
 /* Monotonic seconds (coarse clock: a few ms resolution), any thread. */
 double cn_gt_now(void);
 
@@ -171,6 +214,19 @@ void cn_gt_loop_free(cn_gthread *g);
 /* Queue a connection whose head is parsed (job GT_JOB_SERVE) or failed
  * (GT_JOB_ERROR) for a pool thread.  Loop thread, no GIL. */
 void cn_gt_pool_push(cn_gthread *g, gt_conn *gc);
+
+/* Whether the loop thread should serve gc itself (see "Inline serving"
+ * above); sets gc->route.  Loop thread. */
+int cn_gt_inline_ok(cn_gthread *g, gt_conn *gc);
+
+/* Serve `list` (linked by next, state GT_POOL) in the loop thread, with
+ * the GIL, out of the loop (loop_mu not held), then what serving queued
+ * (pipelined requests), for up to GT_INLINE_BUDGET_NS.  Returns what is
+ * left of `list`: served after the next, non-blocking, loop iteration. */
+gt_conn *cn_gt_serve_inline(cn_gthread *g, gt_conn *list);
+
+/* The loop thread's Python thread state goes (loop thread, at its end). */
+void cn_gt_inline_end(cn_gthread *g);
 
 /* Start g->nthreads pool threads.  CN_GIL, main thread; 0 or -errno (the
  * threads already started keep running; stop them with cn_gt_pool_stop). */

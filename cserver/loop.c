@@ -39,6 +39,17 @@
 
 static void conn_close(cn_gthread *g, gt_conn *gc);
 
+/* Whether this thread is the worker's loop thread (inline serving). */
+static _Thread_local int tl_loop_thread;
+
+/* Leave the loop for good (stop, quick stop, graceful deadline). */
+static void
+loop_end(cn_gthread *g)
+{
+    g->ended = 1;
+    ev_break(g->loop, EVBREAK_ALL);
+}
+
 /* ---- read buffers --------------------------------------------------------- */
 
 /* Give `c` a read buffer if it has none.  0 or -ENOMEM. */
@@ -182,6 +193,18 @@ conn_dispatch(cn_gthread *g, gt_conn *gc, int job)
     conn_timer_set(g, gc, (int)(GT_POOL_CHECK_S * 1000));
     gc->state = GT_POOL;
     gc->job = (unsigned char)job;
+    if (tl_loop_thread && cn_gt_inline_ok(g, gc)) {
+        /* served by this thread after the iteration (cn_gt_loop_main) */
+        gc->next = NULL;
+        if (g->inl_tail != NULL) {
+            g->inl_tail->next = gc;
+        }
+        else {
+            g->inl_head = gc;
+        }
+        g->inl_tail = gc;
+        return;
+    }
     cn_gt_pool_push(g, gc);
 }
 
@@ -576,7 +599,7 @@ check_flags(cn_gthread *g)
 {
     if (atomic_load(&g->quit_req)) {
         atomic_store(&g->forced, 1);
-        ev_break(g->loop, EVBREAK_ALL);
+        loop_end(g);
         return;
     }
     if (atomic_load(&g->stop_req) || atomic_load(&g->retire_req)) {
@@ -607,10 +630,11 @@ on_graceful(struct ev_loop *loop, ev_timer *t, int revents)
         }
         gc = next;
     }
+    (void)loop;
     if (in_pool) {
         atomic_store(&g->forced, 1);
     }
-    ev_break(loop, EVBREAK_ALL);
+    loop_end(g);
 }
 
 static void
@@ -623,13 +647,11 @@ on_beat(struct ev_loop *loop, ev_timer *t, int revents)
     check_flags(g);
 }
 
-/* Connections handed back by the pool, and flags set by other threads. */
+/* Connections handed back by the pool, and flags set by other threads.
+ * Whoever runs the loop. */
 static void
-on_wake(struct ev_loop *loop, ev_async *a, int revents)
+take_back(cn_gthread *g)
 {
-    (void)loop;
-    (void)revents;
-    cn_gthread *g = a->data;
     pthread_mutex_lock(&g->back_mu);
     gt_conn *list = g->back;
     g->back = NULL;
@@ -653,6 +675,14 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
     }
 }
 
+static void
+on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop;
+    (void)revents;
+    take_back(a->data);
+}
+
 /* Second phase of the close, after the iteration's callbacks. */
 static void
 on_reap(struct ev_loop *loop, ev_check *chk, int revents)
@@ -664,8 +694,9 @@ on_reap(struct ev_loop *loop, ev_check *chk, int revents)
         g->dead = gc->dead_next;
         conn_free(g, gc);
     }
+    (void)loop;
     if (g->stopping && g->nconns == 0) {
-        ev_break(loop, EVBREAK_ALL);
+        loop_end(g);
     }
 }
 
@@ -706,7 +737,9 @@ cn_gt_hand_back(cn_gthread *g, gt_conn *gc)
     gc->next = g->back;
     g->back = gc;
     pthread_mutex_unlock(&g->back_mu);
-    ev_async_send(g->loop, &g->wake);
+    if (!tl_loop_thread) {
+        ev_async_send(g->loop, &g->wake);
+    } /* else served inline: the loop thread takes it back after the batch */
 }
 
 void
@@ -747,22 +780,100 @@ cn_gt_loop_init(cn_gthread *g)
     return 0;
 }
 
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 void *
 cn_gt_loop_main(void *arg)
 {
     cn_gthread *g = arg;
+    tl_loop_thread = 1;
+    pthread_setname_np(pthread_self(), "cunicorn-loop"); /* top -H, /proc */
+    pthread_mutex_lock(&g->loop_mu);
     cn_heartbeat_beat(g->w.heartbeats, g->w.slot);
     accept_maybe_resume(g);
     check_flags(g);
-    ev_run(g->loop, 0);
+    while (!g->ended) {
+        /* with requests left from the last batch, only a look (accept,
+         * read what has come), no wait */
+        ev_run(g->loop, g->inl_head != NULL ? EVRUN_NOWAIT : EVRUN_ONCE);
+        if (g->ended || g->inl_head == NULL) {
+            continue;
+        }
+        /* Serve what the iterations found for inline serving, out of the
+         * loop: the main thread may run it meanwhile (cn_gt_watch). */
+        gt_conn *list = g->inl_head;
+        g->inl_head = g->inl_tail = NULL;
+        atomic_fetch_add(&g->inline_batches, 1);
+        atomic_store(&g->inline_since, mono_ns());
+        pthread_mutex_unlock(&g->loop_mu);
+        list = cn_gt_serve_inline(g, list);
+        atomic_store(&g->inline_since, 0);
+        if (atomic_load(&g->watching)) {
+            atomic_store(&g->want_back, 1);
+            ev_async_send(g->loop, &g->wake);
+        }
+        pthread_mutex_lock(&g->loop_mu);
+        atomic_store(&g->want_back, 0);
+        if (list != NULL) {
+            /* the rest of the batch goes first next time */
+            gt_conn *last = list;
+            while (last->next != NULL) {
+                last = last->next;
+            }
+            last->next = g->inl_head;
+            g->inl_head = list;
+            if (g->inl_tail == NULL) {
+                g->inl_tail = last;
+            }
+        }
+        take_back(g); /* what serving gave back */
+    }
     if (g->nconns > 0) {
         atomic_store(&g->forced, 1);
     }
+    pthread_mutex_unlock(&g->loop_mu);
+    cn_gt_inline_end(g);
     atomic_store(&g->loop_done, 1);
     uint64_t one = 1;
     ssize_t r = write(g->done_fd, &one, sizeof(one));
     (void)r;
     return NULL;
+}
+
+int
+cn_gt_watch(cn_gthread *g, int64_t until_ns)
+{
+    int64_t since = atomic_load(&g->inline_since);
+    if (since == 0 || mono_ns() - since < GT_WATCH_MS * 1000000LL
+        || pthread_mutex_trylock(&g->loop_mu) != 0) {
+        return 0;
+    }
+    atomic_store(&g->watching, 1);
+    /* (the loop thread clears inline_since, then looks at watching: one of
+     * the two sees the other's store.)  A new TERM or QUIT returns at once:
+     * the caller relays it. */
+    int stopping = cn_worker_stopping(), quitting = cn_worker_quitting();
+    while (atomic_load(&g->inline_since) != 0 && !atomic_load(&g->want_back) && !g->ended
+           && cn_worker_stopping() == stopping && cn_worker_quitting() == quitting
+           && mono_ns() < until_ns) {
+        ev_run(g->loop, EVRUN_ONCE);
+    }
+    if (g->ended && atomic_load(&g->inline_since) != 0) {
+        /* over (deadline, quick stop) while a request runs inline: the
+         * worker exits without the loop thread, as without a pool thread */
+        atomic_store(&g->forced, 1);
+        atomic_store(&g->abandoned, 1);
+        atomic_store(&g->loop_done, 1);
+    }
+    atomic_store(&g->watching, 0);
+    pthread_mutex_unlock(&g->loop_mu);
+    return 1;
 }
 
 void

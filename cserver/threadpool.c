@@ -39,6 +39,8 @@
 
 #define GT_FAST_RUN 8 /* short requests taken in a row while others wait */
 #define GT_SAMPLE 8   /* a route's cost is measured on one request in this */
+#define GT_YOUNG 16   /* ... after the first GT_YOUNG, all measured: a cold
+                       * first request (imports, caches) is soon forgotten */
 
 /* FNV-1a of the request's method and path (query excluded); never 0.
  * The thread that owns gc, no GIL needed. */
@@ -81,24 +83,79 @@ route_is_short(cn_gthread *g, gt_conn *gc)
 }
 
 /* Moving averages (1/8 for the route, 1/16 for all requests) after a
- * request of `route` spent `us` in the pool.  Pool thread; racing updates
- * may drop a sample, which an average can afford. */
+ * request of `route` took, when measured (>= 0), `cpu_us` of the thread's
+ * CPU and `wall_us` of wall time alone in the pool (no other thread
+ * serving: no wait for the GIL in it).  A route starts with a CPU sample,
+ * and the CPU time as its wall time when it had none; a wall time over
+ * GT_INLINE_US counts at once (a request that waits for I/O must not be
+ * served inline again).  Pool or loop thread; racing updates may drop a
+ * sample, which an average can afford. */
 static void
-route_note(cn_gthread *g, uint64_t route, uint32_t us)
+route_note(cn_gthread *g, uint64_t route, int64_t cpu_us, int64_t wall_us)
 {
     gt_route *r = &g->routes[route % GT_ROUTES];
+    if (wall_us > UINT32_MAX) {
+        wall_us = UINT32_MAX;
+    }
     if (atomic_load_explicit(&r->key, memory_order_relaxed) != route) {
+        if (cpu_us < 0) {
+            return;
+        }
+        atomic_store_explicit(&r->cost_us, (uint32_t)cpu_us, memory_order_relaxed);
+        atomic_store_explicit(&r->wall_us, (uint32_t)(wall_us >= 0 ? wall_us : cpu_us),
+                              memory_order_relaxed);
+        atomic_store_explicit(&r->samples, 1, memory_order_relaxed);
         atomic_store_explicit(&r->key, route, memory_order_relaxed);
-        atomic_store_explicit(&r->cost_us, us, memory_order_relaxed);
     }
     else {
-        int64_t c = atomic_load_explicit(&r->cost_us, memory_order_relaxed);
-        atomic_store_explicit(&r->cost_us, (uint32_t)(c + ((int64_t)us - c) / 8),
+        if (wall_us >= 0) {
+            int64_t w = atomic_load_explicit(&r->wall_us, memory_order_relaxed);
+            w = wall_us >= GT_INLINE_US ? wall_us : w + (wall_us - w) / 8;
+            atomic_store_explicit(&r->wall_us, (uint32_t)w, memory_order_relaxed);
+        }
+        if (cpu_us >= 0) {
+            /* young: 1/n, the plain mean of the samples so far; then 1/8 */
+            uint32_t n = atomic_load_explicit(&r->samples, memory_order_relaxed) + 1;
+            int64_t c = atomic_load_explicit(&r->cost_us, memory_order_relaxed);
+            atomic_store_explicit(&r->cost_us,
+                                  (uint32_t)(c + (cpu_us - c) / (n < 8 ? n : 8)),
+                                  memory_order_relaxed);
+            atomic_store_explicit(&r->samples, n, memory_order_relaxed);
+        }
+    }
+    if (cpu_us >= 0) {
+        int64_t a = atomic_load_explicit(&g->avg_us, memory_order_relaxed);
+        atomic_store_explicit(&g->avg_us, (uint32_t)(a + (cpu_us - a) / 16),
                               memory_order_relaxed);
     }
-    int64_t a = atomic_load_explicit(&g->avg_us, memory_order_relaxed);
-    atomic_store_explicit(&g->avg_us, (uint32_t)(a + ((int64_t)us - a) / 16),
-                          memory_order_relaxed);
+}
+
+static int64_t
+now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether gc's request is short and needs nothing more from the client:
+ * an error page, or a route whose wall time is known to be under
+ * GT_INLINE_US with no body, or all of it buffered.  gc->route is set. */
+static int
+inline_request_ok(cn_gthread *g, gt_conn *gc)
+{
+    cn_conn *c = &gc->c;
+    if (gc->job != GT_JOB_SERVE) {
+        return 1;
+    }
+    if (c->chunked
+        || (c->content_length > 0 && (uint64_t)c->content_length > c->len - c->pos)) {
+        return 0;
+    }
+    gt_route *r = &g->routes[gc->route % GT_ROUTES];
+    return route_known(g, gc->route)
+           && atomic_load_explicit(&r->cost_us, memory_order_relaxed) < GT_INLINE_US
+           && atomic_load_explicit(&r->wall_us, memory_order_relaxed) < GT_INLINE_US;
 }
 
 /* Append gc to its list; wake an idle pool thread when `wake` (a pool
@@ -109,6 +166,7 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
 {
     gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
     int fast = route_is_short(g, gc);
+    gc->longreq = !inline_request_ok(g, gc);
     pthread_mutex_lock(&g->pool_mu);
     gc->next = NULL;
     gt_conn **head = fast ? &g->f_head : &g->q_head;
@@ -120,6 +178,7 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
         *head = gc;
     }
     *tail = gc;
+    atomic_fetch_add_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
     if (wake && g->idle > 0) {
         pthread_cond_signal(&g->pool_cv);
     }
@@ -149,6 +208,8 @@ pool_pop_locked(cn_gthread *g)
         }
         gc->next = NULL;
         g->fast_run = fast ? g->fast_run + 1 : 0;
+        atomic_fetch_sub_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
+        atomic_fetch_add_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
         atomic_fetch_add(&g->busy, 1);
     }
     return gc;
@@ -266,11 +327,51 @@ pool_keep(cn_gthread *g, gt_conn *gc)
     return 1;
 }
 
+/* Serve gc (popped from the queue, or inline: counted in g->busy either
+ * way) and pass the connection on: given back to the loop, or queued again
+ * for its next request.  *nserved counts the calling thread's requests.
+ * CN_GIL. */
+static void
+serve_and_pass(cn_gthread *g, gt_conn *gc, unsigned *nserved)
+{
+    /* The cost of a request is the CPU time this thread spends on it
+     * (wall time would count the waits for the GIL, which every request
+     * shares); measured on one request in GT_SAMPLE of a known route, the
+     * clock being a syscall.  Wall time (vDSO, cheap) counts when the
+     * thread served alone: with the CPU time, it decides inline serving. */
+    uint64_t route = gc->route;
+    int sample = route != 0
+                 && (++*nserved % GT_SAMPLE == 0 || !route_known(g, route)
+                     || atomic_load_explicit(&g->routes[route % GT_ROUTES].samples,
+                                             memory_order_relaxed) < GT_YOUNG);
+    int64_t cpu0 = sample ? now_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
+    int64_t wall0 = now_ns(CLOCK_MONOTONIC);
+    int alone = atomic_load_explicit(&g->busy, memory_order_relaxed) == 1;
+    int back = serve_one(g, gc);
+    if (route != 0) {
+        int64_t cpu_us = sample ? (now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1000 : -1;
+        alone = alone && atomic_load_explicit(&g->busy, memory_order_relaxed) == 1;
+        route_note(g, route, cpu_us, alone ? (now_ns(CLOCK_MONOTONIC) - wall0) / 1000 : -1);
+    }
+    atomic_fetch_sub_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
+    gc->longreq = 0;
+    atomic_fetch_sub(&g->busy, 1);
+    gc->back_at = cn_gt_now();
+    /* A kept-alive connection usually goes back without waking the loop,
+     * or stays in the pool for its next request; gc is not this thread's
+     * once given back or queued. */
+    if (back != GT_BACK_KEEP || !pool_keep(g, gc)) {
+        gc->back = (unsigned char)back;
+        cn_gt_hand_back(g, gc);
+    }
+}
+
 /* Body of a pool thread: its own thread state for its whole life. */
 static void *
 pool_main(void *arg)
 {
     cn_gthread *g = arg;
+    pthread_setname_np(pthread_self(), "cunicorn-pool");
     PyGILState_STATE gs = PyGILState_Ensure();
     unsigned nserved = 0;
     for (;;) {
@@ -278,32 +379,7 @@ pool_main(void *arg)
         if (gc == NULL) {
             break;
         }
-        /* The cost of a request is the CPU time this thread spends on it
-         * (wall time would count the waits for the GIL, which every request
-         * shares); measured on one request in GT_SAMPLE of a known route,
-         * the clock being a syscall. */
-        uint64_t route = gc->route;
-        int sample = route != 0 && (++nserved % GT_SAMPLE == 0 || !route_known(g, route));
-        struct timespec t0, t1;
-        if (sample) {
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
-        }
-        int back = serve_one(g, gc);
-        if (sample) {
-            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-            int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000
-                         + (t1.tv_nsec - t0.tv_nsec) / 1000;
-            route_note(g, route, us > UINT32_MAX ? UINT32_MAX : (uint32_t)us);
-        }
-        atomic_fetch_sub(&g->busy, 1);
-        gc->back_at = cn_gt_now();
-        /* A kept-alive connection usually goes back without waking the
-         * loop, or stays in the pool for its next request; gc is not this
-         * thread's once given back or queued. */
-        if (back != GT_BACK_KEEP || !pool_keep(g, gc)) {
-            gc->back = (unsigned char)back;
-            cn_gt_hand_back(g, gc);
-        }
+        serve_and_pass(g, gc, &nserved);
     }
     PyGILState_Release(gs);
     pthread_mutex_lock(&g->pool_mu);
@@ -311,6 +387,81 @@ pool_main(void *arg)
     pthread_cond_broadcast(&g->exit_cv);
     pthread_mutex_unlock(&g->pool_mu);
     return NULL;
+}
+
+/* ---- inline serving (see gthread.h) ---------------------------------------- */
+
+int
+cn_gt_inline_ok(cn_gthread *g, gt_conn *gc)
+{
+    gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
+    if (atomic_load_explicit(&g->busy_long, memory_order_relaxed) != 0
+        || atomic_load_explicit(&g->queued_long, memory_order_relaxed) != 0
+        || atomic_load_explicit(&g->watching, memory_order_relaxed)) {
+        return 0; /* long requests in the pool: it keeps everything (short
+                   * ones overtake there); or the loop thread is stuck */
+    }
+    return inline_request_ok(g, gc);
+}
+
+gt_conn *
+cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
+{
+    static _Thread_local unsigned nserved;
+    if (g->loop_ts == NULL) {
+        g->loop_gs = PyGILState_Ensure(); /* first time: this thread's state */
+    }
+    else {
+        PyEval_RestoreThread(g->loop_ts);
+    }
+    int64_t deadline = now_ns(CLOCK_MONOTONIC) + GT_INLINE_BUDGET_NS;
+    for (;;) {
+        gt_conn *gc = list;
+        if (gc != NULL) {
+            list = gc->next;
+            gc->next = NULL;
+            atomic_fetch_add(&g->busy, 1);
+        }
+        else {
+            /* what serving queued: a connection's next, pipelined, request;
+             * a long one is left to the pool */
+            pthread_mutex_lock(&g->pool_mu);
+            gc = pool_pop_locked(g);
+            pthread_mutex_unlock(&g->pool_mu);
+            if (gc == NULL) {
+                break;
+            }
+            if (!inline_request_ok(g, gc)) {
+                atomic_fetch_sub_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
+                atomic_fetch_sub(&g->busy, 1);
+                queue_push(g, gc, 1);
+                break;
+            }
+        }
+        serve_and_pass(g, gc, &nserved);
+        if (now_ns(CLOCK_MONOTONIC) > deadline) {
+            break;
+        }
+    }
+    /* Over budget: the rest waits for the next round, after a look at the
+     * loop; what is queued goes to the pool. */
+    pthread_mutex_lock(&g->pool_mu);
+    if (g->idle > 0 && (g->q_head != NULL || g->f_head != NULL)) {
+        pthread_cond_broadcast(&g->pool_cv);
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+    g->loop_ts = PyEval_SaveThread();
+    return list;
+}
+
+void
+cn_gt_inline_end(cn_gthread *g)
+{
+    if (g->loop_ts != NULL) {
+        PyEval_RestoreThread(g->loop_ts);
+        g->loop_ts = NULL;
+        PyGILState_Release(g->loop_gs);
+    }
 }
 
 int

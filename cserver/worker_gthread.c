@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GT_MAIN_TICK_MS 100
@@ -71,17 +72,53 @@ start_threads(cn_gthread *g, int *loop_started)
     return -err;
 }
 
-/* Wait for the loop thread to end, relaying signals and notices.  CN_GIL
- * (released while waiting). */
+static int64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Sleep up to GT_MAIN_TICK_MS, or until the loop thread ends or a signal
+ * comes; meanwhile stand in for the loop thread while it serves a request
+ * inline for too long (cn_gt_watch).  While it serves inline at all, look
+ * every GT_WATCH_MS.  No GIL. */
 static void
+wait_tick(cn_gthread *g, unsigned *seen)
+{
+    struct pollfd pfd = {.fd = g->done_fd, .events = POLLIN};
+    int64_t end = mono_ns() + GT_MAIN_TICK_MS * 1000000LL;
+    for (;;) {
+        unsigned batches = atomic_load(&g->inline_batches);
+        int inline_busy = batches != *seen || atomic_load(&g->inline_since) != 0;
+        *seen = batches;
+        int64_t left_ms = (end - mono_ns()) / 1000000;
+        if (left_ms <= 0) {
+            return;
+        }
+        int ms = inline_busy && left_ms > GT_WATCH_MS ? GT_WATCH_MS : (int)left_ms;
+        if (poll(&pfd, 1, ms) != 0) {
+            return; /* the loop ended, or a signal (EINTR) */
+        }
+        if (cn_gt_watch(g, end)) {
+            return;
+        }
+    }
+}
+
+/* Wait for the loop thread to end, relaying signals and notices.  CN_GIL
+ * (released while waiting).  0, or -1 when the loop ended while the loop
+ * thread was stuck serving inline (it is not joined). */
+static int
 wait_loop(cn_gthread *g)
 {
     pid_t ppid = getppid();
     int stop_sent = 0, quit_sent = 0, retire_logged = 0;
+    unsigned seen = 0;
     while (!atomic_load(&g->loop_done)) {
         Py_BEGIN_ALLOW_THREADS
-        struct pollfd pfd = {.fd = g->done_fd, .events = POLLIN};
-        poll(&pfd, 1, GT_MAIN_TICK_MS); /* a signal ends it early (EINTR) */
+        wait_tick(g, &seen);
         Py_END_ALLOW_THREADS
         /* Python handlers (USR1 reopen, worker_int / worker_abort hooks:
          * worker_common.c hands them the signal) run only in this, the
@@ -111,9 +148,13 @@ wait_loop(cn_gthread *g)
             cn_worker_log(&g->w, "info", "Autorestarting worker after current request.", 0);
         }
     }
+    if (atomic_load(&g->abandoned)) {
+        return -1;
+    }
     Py_BEGIN_ALLOW_THREADS
     pthread_join(g->loop_thread, NULL);
     Py_END_ALLOW_THREADS
+    return 0;
 }
 
 PyObject *
@@ -145,6 +186,7 @@ cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
     g->max_conns = (int)worker_connections;
     pthread_mutex_init(&g->pool_mu, NULL);
     pthread_mutex_init(&g->back_mu, NULL);
+    pthread_mutex_init(&g->loop_mu, NULL);
     pthread_cond_init(&g->pool_cv, NULL);
     pthread_cond_init(&g->exit_cv, NULL);
 
@@ -174,7 +216,16 @@ cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
     }
-    wait_loop(g);
+    if (wait_loop(g) < 0) {
+        leak = 1; /* the loop thread is still in the app, using g */
+        cn_gt_pool_stop(g, 0);
+        if (!cn_worker_quitting()) {
+            cn_worker_log(&g->w, "warning",
+                          "graceful timeout: exiting with requests in flight", 0);
+        }
+        ret = PyLong_FromLong(0);
+        goto done;
+    }
     /* After a clean stop every pool thread is idle or about to be; after
      * the graceful deadline or a quick stop some may still be in the app:
      * they are left running (the process exits next) and nothing they use
@@ -201,6 +252,7 @@ done:
     cn_worker_clear(&g->w);
     pthread_mutex_destroy(&g->pool_mu);
     pthread_mutex_destroy(&g->back_mu);
+    pthread_mutex_destroy(&g->loop_mu);
     pthread_cond_destroy(&g->pool_cv);
     pthread_cond_destroy(&g->exit_cv);
     free(g);

@@ -4,18 +4,28 @@ Paths (query parameters in brackets):
   /hello              200, b"hello"
   /path               200, the request path as the body (pipelining order)
   /pid                200, the worker's pid
-  /sleep [ms]         sleeps ``ms`` milliseconds (a slow app), then b"slept"
+  /sleep [ms, touch, comm]
+                      sleeps ``ms`` milliseconds (a slow app), then b"slept"
+                      (or, with comm=1, what /comm answers); creates the
+                      file ``touch`` first when given
   /slowread [ms]      reads the body in 4 KiB pieces, sleeping ``ms`` between
                       them, answers with the byte count
   /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
   /thread             the name of the thread running the app
-  /spin [ms]          burns ``ms`` milliseconds of CPU time, then b"spun"
+  /comm               the OS name of that thread (cunicorn-loop, cunicorn-pool)
+  /spin [ms, comm]    burns ``ms`` milliseconds of CPU time, then b"spun"
+                      (or, with comm=1, what /comm answers)
 """
 
 import os
 import threading
 import time
 from urllib.parse import parse_qs
+
+
+def _qs(environ, name):
+    v = parse_qs(environ.get("QUERY_STRING", "")).get(name)
+    return v[0] if v else None
 
 
 def _q(environ, name, default):
@@ -31,12 +41,21 @@ def _big(n):
         n -= k
 
 
+def _comm():
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "rb") as f:
+        return f.read().strip()
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     body = None
     if path == "/sleep":
+        touch = _qs(environ, "touch")
+        if touch:
+            with open(touch, "w"):
+                pass
         time.sleep(_q(environ, "ms", 100) / 1000.0)
-        body = b"slept"
+        body = _comm() if _q(environ, "comm", 0) else b"slept"
     elif path == "/slowread":
         pause = _q(environ, "ms", 10) / 1000.0
         total = 0
@@ -55,11 +74,13 @@ def app(environ, start_response):
         end = time.thread_time() + _q(environ, "ms", 20) / 1000.0
         while time.thread_time() < end:
             pass
-        body = b"spun"
+        body = _comm() if _q(environ, "comm", 0) else b"spun"
     elif path == "/pid":
         body = str(os.getpid()).encode()
     elif path == "/thread":
         body = threading.current_thread().name.encode()
+    elif path == "/comm":
+        body = _comm()
     elif path == "/path":
         body = environ.get("QUERY_STRING", "").encode()
     else:

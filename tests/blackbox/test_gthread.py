@@ -522,3 +522,95 @@ def test_short_requests_overtake_queued_long_ones(server_factory):
     finally:
         for c in spins:
             c.close()
+
+
+# ---- inline serving: short requests on the loop thread (gthread.h) ----------
+
+
+def warm(srv, path, n=20):
+    """Serve `path` n times in a row on one kept-alive connection (its
+    route's cost is learned); returns the last body."""
+    with srv.connect(timeout=10) as s:
+        for _ in range(n):
+            s.sendall(get(path))
+            head, body = read_one(s)
+            assert head.startswith("HTTP/1.1 200"), head
+    return body
+
+
+def learned_short(srv):
+    """Serve /sleep?ms=0 until the loop thread serves it inline."""
+    warm(srv, "/sleep?ms=0", 20)
+    assert wait_until(
+        lambda: srv.fetch(get("/sleep?ms=0&comm=1")).body == b"cunicorn-loop", 10
+    )
+
+
+def test_short_routes_are_served_by_the_loop_thread(server_factory, threads):
+    srv = start(server_factory, threads, "-w", "1")
+
+    def on_loop():
+        return srv.fetch(get("/comm")).body == b"cunicorn-loop"
+
+    # a short route, once learned, is served by the loop thread itself (a
+    # connection's first request may still find the pool finishing the
+    # last one: then the pool serves it)
+    warm(srv, "/comm", 5)
+    assert wait_until(on_loop, 5)
+    # a long one (20 ms of CPU, over the inline limit) stays in the pool
+    assert warm(srv, "/spin?ms=20&comm=1", 5) == b"cunicorn-pool"
+    assert wait_until(on_loop, 5)
+
+
+def test_inline_request_turning_long_does_not_stop_the_loop(
+    server_factory, threads, tmp_path
+):
+    """A route learned short is served inline; when one of its requests
+    sleeps, the main thread runs the loop meanwhile: other clients are
+    accepted, read and answered by the pool before it ends."""
+    srv = start(server_factory, threads, "-w", "1")
+    learned_short(srv)
+    mark = tmp_path / "sleeping"
+    slow = srv.connect(timeout=10)
+    slow.sendall(get(f"/sleep?ms=3000&touch={mark}"))
+    assert wait_until(mark.exists, 5)
+    t0 = time.monotonic()
+    with srv.connect(timeout=10) as s:  # a new connection: accept, read, serve
+        s.sendall(get("/comm"))
+        head, body = read_one(s, timeout=10)
+    assert head.startswith("HTTP/1.1 200")
+    assert body == b"cunicorn-pool"  # the loop thread is the one sleeping
+    assert time.monotonic() - t0 < 2.0, "the loop waited for the inline request"
+    head, body = read_one(slow, timeout=10)
+    assert body == b"slept"
+    slow.close()
+
+
+def test_long_inline_request_keeps_the_heartbeat(server_factory, tmp_path):
+    srv = start(server_factory, "1", "-w", "1", "--timeout", "2")
+    pid = int(warm(srv, "/pid", 2))
+    learned_short(srv)
+    with srv.connect(timeout=15) as s:
+        s.sendall(get("/sleep?ms=4500"))
+        head, body = read_one(s, timeout=15)
+    assert body == b"slept"
+    assert int(warm(srv, "/pid", 1)) == pid
+    assert "WORKER TIMEOUT" not in srv.log_text()
+
+
+def test_quit_with_a_stuck_inline_request_exits_now(server_factory, tmp_path):
+    """QUIT while the loop thread is stuck in a request it serves inline:
+    the main thread, standing in for it, ends the loop and the worker
+    exits by itself (the master would wait graceful_timeout to kill it)."""
+    srv = start(server_factory, "2", "-w", "1", "--graceful-timeout", "30")
+    learned_short(srv)
+    mark = tmp_path / "sleeping"
+    s = srv.connect(timeout=10)
+    s.sendall(get(f"/sleep?ms=60000&touch={mark}"))
+    assert wait_until(mark.exists, 5)
+    t0 = time.monotonic()
+    os.kill(srv.pid, signal.SIGQUIT)
+    assert srv.wait_exit(20) is not None
+    assert time.monotonic() - t0 < 10
+    assert "SIGKILL" not in srv.log_text()
+    s.close()
