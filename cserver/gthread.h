@@ -116,12 +116,14 @@ typedef struct cn_gthread {
     struct ev_loop *loop;
     ev_io *accept_io;          /* one per listener */
     ev_timer backoff;          /* EMFILE: accept paused */
+    ev_timer hold;             /* accept deferred to a sibling (loop.c) */
     ev_timer beat;             /* heartbeat, every second */
     ev_timer graceful;         /* stop: deadline for in-flight requests */
     ev_async wake;             /* hand-backs and requests from other threads */
     ev_check reap;             /* frees closed connections after each iteration */
-    int accepting, backing_off, stopping;
+    int accepting, backing_off, holding, stopping;
     int ended;                 /* the loop is over (loop_end): leave it */
+    int serving_inline;        /* the loop thread is out serving (loop_mu) */
     gt_conn *inl_head, *inl_tail; /* requests to serve inline, arrival order */
     int nconns;                /* open connections, whatever their state */
     gt_conn *all;              /* open connections */

@@ -41,3 +41,21 @@ cn_heartbeat_read(const void *table, int slot)
     }
     return __atomic_load_n(slot_ptr(table, slot), __ATOMIC_RELAXED);
 }
+
+void
+cn_heartbeat_set_load(void *table, int slot, uint64_t v)
+{
+    if (table == NULL || slot < 0) {
+        return;
+    }
+    __atomic_store_n(slot_ptr(table, slot) + 1, v, __ATOMIC_RELAXED);
+}
+
+uint64_t
+cn_heartbeat_read_load(const void *table, int slot)
+{
+    if (table == NULL || slot < 0) {
+        return 0;
+    }
+    return __atomic_load_n(slot_ptr(table, slot) + 1, __ATOMIC_RELAXED);
+}

@@ -23,4 +23,9 @@ void cn_heartbeat_set(void *table, int slot, uint64_t ms);
 /* The last value stored in slot `slot`. */
 uint64_t cn_heartbeat_read(const void *table, int slot);
 
+/* A second word in each slot, for the worker's own use (the gthread worker
+ * publishes its load there: loop.c).  Same rules: one writer, atomic. */
+void cn_heartbeat_set_load(void *table, int slot, uint64_t v);
+uint64_t cn_heartbeat_read_load(const void *table, int slot);
+
 #endif

@@ -29,6 +29,10 @@
 #define GT_BUF 8192               /* read buffer; grows up to the head limit */
 #define GT_FREE_MAX 256           /* read buffers kept for reuse */
 #define GT_ACCEPT_BATCH 64        /* accepts per wake: do not starve the rest */
+#define GT_HOLD_S 0.001           /* accept deferred to an idle, lighter sibling */
+#define GT_LIVE_MS 3000           /* a sibling that beat this recently is alive */
+#define GT_LOAD_BUSY (1ULL << 32) /* published with the load: serving inline */
+#define GT_LOAD_HOLD (1ULL << 33) /* ... deferring its accepts */
 #define GT_READS_PER_WAKE 4       /* recvs per readable event, same reason */
 #define GT_BACKOFF_S 0.1          /* accept pause after EMFILE/ENFILE */
 #define GT_LINGER_S 1.0
@@ -38,6 +42,7 @@
 #define GT_CONTAINER(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static void conn_close(cn_gthread *g, gt_conn *gc);
+static int accept_defer(cn_gthread *g);
 
 /* Whether this thread is the worker's loop thread (inline serving). */
 static _Thread_local int tl_loop_thread;
@@ -160,13 +165,78 @@ accept_stop(cn_gthread *g)
     }
 }
 
-/* Accept again when below worker_connections, not paused, not stopping. */
+/* Accept again when below worker_connections, not paused (EMFILE, or
+ * deferred to a sibling), not stopping. */
 static void
 accept_maybe_resume(cn_gthread *g)
 {
-    if (!g->accepting && !g->backing_off && !g->stopping && g->nconns < g->max_conns) {
+    if (!g->accepting && !g->backing_off && !g->holding && !g->stopping
+        && g->nconns < g->max_conns) {
         accept_start(g);
     }
+}
+
+/* Balance between workers.  Every worker watches the shared listening
+ * socket and the kernel wakes them all for a new connection; the one that
+ * runs first takes the whole burst (a keep-alive client's 200 connections
+ * split 196/4 between two workers, whose requests then waited in one
+ * pool while the other idled).  So each worker publishes, in its
+ * heartbeat slot, its open connections and whether its loop thread is
+ * serving inline (GT_LOAD_BUSY: slow to accept); a worker holding more
+ * than a live sibling that is not (by 2 and an eighth) leaves the
+ * connection to it and stops accepting for GT_HOLD_S, then accepts again
+ * whatever the others do (a stuck sibling cannot stop it).  A worker
+ * deferring says so (GT_LOAD_HOLD) and is not deferred to unless it holds
+ * less than half as many (a burst of new connections would otherwise all
+ * go to the one not deferring): two workers wait for each other only over
+ * a large imbalance, and for GT_HOLD_S at most.  Loop thread
+ * (or the main thread standing in). */
+static void
+load_publish(cn_gthread *g)
+{
+    uint64_t load = g->stopping ? UINT32_MAX : (uint64_t)g->nconns;
+    cn_heartbeat_set_load(g->w.heartbeats, g->w.slot,
+                          load | (g->serving_inline ? GT_LOAD_BUSY : 0)
+                              | (g->holding ? GT_LOAD_HOLD : 0));
+}
+
+/* 1 when this worker should leave the next connection to a sibling. */
+static int
+accept_defer(cn_gthread *g)
+{
+    uint64_t mine = (uint64_t)g->nconns;
+    if (g->w.heartbeats == NULL || mine < 2) {
+        return 0;
+    }
+    int n = (int)(g->w.hb.len / CN_HEARTBEAT_SLOT_SIZE);
+    uint64_t now = cn_now_ms();
+    for (int i = 0; i < n; i++) {
+        if (i == g->w.slot) {
+            continue;
+        }
+        uint64_t beat = cn_heartbeat_read(g->w.heartbeats, i);
+        uint64_t load = cn_heartbeat_read_load(g->w.heartbeats, i);
+        int64_t age = (int64_t)(now - beat); /* an unbooted one is "in the future" */
+        uint64_t theirs = load & UINT32_MAX;
+        if (age < 0 || age >= GT_LIVE_MS || mine <= theirs + 2 + mine / 8) {
+            continue;
+        }
+        if (!(load & (GT_LOAD_BUSY | GT_LOAD_HOLD)) || mine > 2 * theirs + 8) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void
+on_hold(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    cn_gthread *g = t->data;
+    g->holding = 0;
+    load_publish(g);
+    accept_maybe_resume(g);
 }
 
 /* ---- connection states ---------------------------------------------------- */
@@ -377,6 +447,12 @@ conn_close(cn_gthread *g, gt_conn *gc)
     gc->dead_next = g->dead;
     g->dead = gc;
     g->nconns--;
+    if (g->holding && !accept_defer(g)) {
+        /* lighter now: the deferral has no reason left */
+        ev_timer_stop(g->loop, &g->hold);
+        g->holding = 0;
+    }
+    load_publish(g);
     accept_maybe_resume(g);
 }
 
@@ -513,6 +589,7 @@ conn_new(cn_gthread *g, int fd, int li, const struct sockaddr_storage *peer, soc
     }
     g->all = gc;
     g->nconns++;
+    load_publish(g);
     return gc;
 }
 
@@ -536,6 +613,14 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
     for (int i = 0; i < GT_ACCEPT_BATCH; i++) {
         if (g->nconns >= g->max_conns) {
             accept_stop(g); /* resumed by conn_close below the cap */
+            return;
+        }
+        if (accept_defer(g)) {
+            accept_stop(g);
+            g->holding = 1;
+            load_publish(g);
+            ev_timer_set(&g->hold, GT_HOLD_S, 0.0);
+            ev_timer_start(g->loop, &g->hold);
             return;
         }
         struct sockaddr_storage peer;
@@ -588,6 +673,7 @@ enter_stopping(cn_gthread *g)
         return;
     }
     g->stopping = 1;
+    load_publish(g);
     accept_stop(g);
     ev_timer_stop(g->loop, &g->backoff);
     ev_timer_set(&g->graceful, g->w.graceful_timeout_ms / 1000.0, 0.0);
@@ -766,6 +852,8 @@ cn_gt_loop_init(cn_gthread *g)
     }
     ev_init(&g->backoff, on_backoff);
     g->backoff.data = g;
+    ev_init(&g->hold, on_hold);
+    g->hold.data = g;
     ev_init(&g->graceful, on_graceful);
     g->graceful.data = g;
     ev_timer_init(&g->beat, on_beat, 1.0, 1.0);
@@ -811,6 +899,8 @@ cn_gt_loop_main(void *arg)
         g->inl_head = g->inl_tail = NULL;
         atomic_fetch_add(&g->inline_batches, 1);
         atomic_store(&g->inline_since, mono_ns());
+        g->serving_inline = 1;
+        load_publish(g);
         pthread_mutex_unlock(&g->loop_mu);
         list = cn_gt_serve_inline(g, list);
         atomic_store(&g->inline_since, 0);
@@ -819,6 +909,8 @@ cn_gt_loop_main(void *arg)
             ev_async_send(g->loop, &g->wake);
         }
         pthread_mutex_lock(&g->loop_mu);
+        g->serving_inline = 0;
+        load_publish(g);
         atomic_store(&g->want_back, 0);
         if (list != NULL) {
             /* the rest of the batch goes first next time */

@@ -614,3 +614,27 @@ def test_quit_with_a_stuck_inline_request_exits_now(server_factory, tmp_path):
     assert time.monotonic() - t0 < 10
     assert "SIGKILL" not in srv.log_text()
     s.close()
+
+
+def test_a_burst_of_connections_is_shared_between_workers(server_factory):
+    """40 keep-alive connections opened at once: the first worker to wake
+    would take them all; the workers balance on their open connections
+    (loop.c, accept_defer), so each ends up with a fair part."""
+    srv = start(server_factory, "4", "-w", "2")
+    assert wait_until(lambda: len(srv.worker_pids()) == 2, 10)
+    # both workers booted and answering
+    assert wait_until(
+        lambda: len({srv.fetch(get("/pid")).body for _ in range(8)}) == 2, 10
+    )
+    socks = [srv.connect(timeout=10) for _ in range(40)]
+    try:
+        pids = []
+        for s in socks:
+            s.sendall(get("/pid"))
+        for s in socks:
+            pids.append(int(read_one(s, timeout=10)[1]))
+        counts = sorted(pids.count(p) for p in set(pids))
+        assert len(counts) == 2 and counts[0] >= 8, counts
+    finally:
+        for s in socks:
+            s.close()
