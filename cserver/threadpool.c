@@ -191,6 +191,22 @@ cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
     queue_push(g, gc, 1);
 }
 
+/* Take one of the nthreads serving slots (g->busy): 1, or 0 when all are
+ * taken.  The loop thread serving inline takes one too, so that no more
+ * than --threads requests ever run in the app at once (with --threads 1,
+ * one at a time, as gunicorn).  Any thread. */
+static int
+slot_take(cn_gthread *g)
+{
+    int b = atomic_load(&g->busy);
+    while (b < g->nthreads) {
+        if (atomic_compare_exchange_weak(&g->busy, &b, b + 1)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* Take the next queued connection; NULL when the pool shuts down.  Called
  * and returns with the GIL; releases it only when it has to sleep (under
  * load the queue is rarely empty and the GIL is kept). */
@@ -201,6 +217,9 @@ pool_pop_locked(cn_gthread *g)
     gt_conn **head = fast ? &g->f_head : &g->q_head;
     gt_conn **tail = fast ? &g->f_tail : &g->q_tail;
     gt_conn *gc = *head;
+    if (gc != NULL && !slot_take(g)) {
+        return NULL; /* woken when the loop thread's inline batch ends */
+    }
     if (gc != NULL) {
         *head = gc->next;
         if (*head == NULL) {
@@ -210,7 +229,6 @@ pool_pop_locked(cn_gthread *g)
         g->fast_run = fast ? g->fast_run + 1 : 0;
         atomic_fetch_sub_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
         atomic_fetch_add_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
-        atomic_fetch_add(&g->busy, 1);
     }
     return gc;
 }
@@ -395,7 +413,8 @@ int
 cn_gt_inline_ok(cn_gthread *g, gt_conn *gc)
 {
     gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
-    if (atomic_load_explicit(&g->busy_long, memory_order_relaxed) != 0
+    if (atomic_load_explicit(&g->busy, memory_order_relaxed) >= g->nthreads
+        || atomic_load_explicit(&g->busy_long, memory_order_relaxed) != 0
         || atomic_load_explicit(&g->queued_long, memory_order_relaxed) != 0
         || atomic_load_explicit(&g->watching, memory_order_relaxed)) {
         return 0; /* long requests in the pool: it keeps everything (short
@@ -418,9 +437,11 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
     for (;;) {
         gt_conn *gc = list;
         if (gc != NULL) {
+            if (!slot_take(g)) {
+                break; /* the pool has every slot: it takes the rest */
+            }
             list = gc->next;
             gc->next = NULL;
-            atomic_fetch_add(&g->busy, 1);
         }
         else {
             /* what serving queued: a connection's next, pipelined, request;
@@ -444,7 +465,15 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
         }
     }
     /* Over budget: the rest waits for the next round, after a look at the
-     * loop; what is queued goes to the pool. */
+     * loop; what is queued goes to the pool, whose threads may have waited
+     * for the slot this thread held. */
+    if (list != NULL && atomic_load(&g->busy) >= g->nthreads) {
+        while (list != NULL) {
+            gt_conn *gc = list;
+            list = gc->next;
+            queue_push(g, gc, 1);
+        }
+    }
     pthread_mutex_lock(&g->pool_mu);
     if (g->idle > 0 && (g->q_head != NULL || g->f_head != NULL)) {
         pthread_cond_broadcast(&g->pool_cv);

@@ -13,6 +13,9 @@ Paths (query parameters in brackets):
   /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
   /thread             the name of the thread running the app
   /comm               the OS name of that thread (cunicorn-loop, cunicorn-pool)
+  /conc [ms, touch]   counts the requests in the app at once while it sleeps
+                      ``ms``; answers the most seen so far (creates ``touch``
+                      first when given)
   /spin [ms, comm]    burns ``ms`` milliseconds of CPU time, then b"spun"
                       (or, with comm=1, what /comm answers)
 """
@@ -39,6 +42,20 @@ def _big(n):
         k = min(n, len(piece))
         yield piece[:k]
         n -= k
+
+
+_conc_lock = threading.Lock()
+_conc = [0, 0]  # in the app now, most at once
+
+
+def _conc_sleep(ms):
+    with _conc_lock:
+        _conc[0] += 1
+        _conc[1] = max(_conc[1], _conc[0])
+    time.sleep(ms / 1000.0)
+    with _conc_lock:
+        _conc[0] -= 1
+        return _conc[1]
 
 
 def _comm():
@@ -79,6 +96,12 @@ def app(environ, start_response):
         body = str(os.getpid()).encode()
     elif path == "/thread":
         body = threading.current_thread().name.encode()
+    elif path == "/conc":
+        touch = _qs(environ, "touch")
+        if touch:
+            with open(touch, "w"):
+                pass
+        body = str(_conc_sleep(_q(environ, "ms", 0))).encode()
     elif path == "/comm":
         body = _comm()
     elif path == "/path":

@@ -562,13 +562,15 @@ def test_short_routes_are_served_by_the_loop_thread(server_factory, threads):
     assert wait_until(on_loop, 5)
 
 
+@pytest.mark.parametrize("nthreads", ["2", "4"])
 def test_inline_request_turning_long_does_not_stop_the_loop(
-    server_factory, threads, tmp_path
+    server_factory, nthreads, tmp_path
 ):
     """A route learned short is served inline; when one of its requests
     sleeps, the main thread runs the loop meanwhile: other clients are
-    accepted, read and answered by the pool before it ends."""
-    srv = start(server_factory, threads, "-w", "1")
+    accepted, read and answered by the pool before it ends (with --threads
+    1 they wait for it: test_threads_1_runs_one_request_at_a_time...)."""
+    srv = start(server_factory, nthreads, "-w", "1")
     learned_short(srv)
     mark = tmp_path / "sleeping"
     slow = srv.connect(timeout=10)
@@ -614,6 +616,26 @@ def test_quit_with_a_stuck_inline_request_exits_now(server_factory, tmp_path):
     assert time.monotonic() - t0 < 10
     assert "SIGKILL" not in srv.log_text()
     s.close()
+
+
+def test_threads_1_runs_one_request_at_a_time_even_inline(server_factory, tmp_path):
+    """The loop thread serving inline takes one of the --threads slots: with
+    --threads 1, a request arriving while an inline one runs long (the main
+    thread reads it) waits for it, as with gunicorn, instead of running
+    beside it in the pool."""
+    srv = start(server_factory, "1", "-w", "1")
+    warm(srv, "/conc?ms=0", 20)
+    assert wait_until(lambda: srv.fetch(get("/comm")).body == b"cunicorn-loop", 10)
+    mark = tmp_path / "in-app"
+    slow = srv.connect(timeout=10)
+    slow.sendall(get(f"/conc?ms=600&touch={mark}"))
+    assert wait_until(mark.exists, 5)
+    with srv.connect(timeout=10) as s:
+        s.sendall(get("/conc?ms=0"))
+        head, body = read_one(s, timeout=10)
+    assert body == b"1", "two requests ran in the app at once with --threads 1"
+    assert read_one(slow, timeout=10)[1] == b"1"
+    slow.close()
 
 
 def test_a_burst_of_connections_is_shared_between_workers(server_factory):
