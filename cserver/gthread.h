@@ -59,6 +59,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 enum {
     GT_READING = 0,
@@ -200,6 +201,9 @@ int cn_gt_release_idle(cn_gthread *g, gt_conn *gc);
  * loop ended, a stop was asked for, or after until_ns (CLOCK_MONOTONIC).
  * 1 when it ran the loop, 0 when it was not needed.  No GIL. */
 int cn_gt_watch(cn_gthread *g, int64_t until_ns);
+
+/* clock_gettime(clock) in nanoseconds, any thread. */
+int64_t cn_gt_clock_ns(clockid_t clock);
 
 /* Monotonic seconds (coarse clock: a few ms resolution), any thread. */
 double cn_gt_now(void);

@@ -868,12 +868,18 @@ cn_gt_loop_init(cn_gthread *g)
     return 0;
 }
 
+int64_t
+cn_gt_clock_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static int64_t
 mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return cn_gt_clock_ns(CLOCK_MONOTONIC);
 }
 
 void *

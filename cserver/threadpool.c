@@ -133,9 +133,7 @@ route_note(cn_gthread *g, uint64_t route, int64_t cpu_us, int64_t wall_us)
 static int64_t
 now_ns(clockid_t clock)
 {
-    struct timespec ts;
-    clock_gettime(clock, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return cn_gt_clock_ns(clock);
 }
 
 /* Whether gc's request is short and needs nothing more from the client:

@@ -75,9 +75,7 @@ start_threads(cn_gthread *g, int *loop_started)
 static int64_t
 mono_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    return cn_gt_clock_ns(CLOCK_MONOTONIC);
 }
 
 /* Sleep up to GT_MAIN_TICK_MS, or until the loop thread ends or a signal

@@ -546,6 +546,17 @@ def learned_short(srv):
     )
 
 
+def in_app(srv, tmp_path, path):
+    """Send `path` (an app path taking ``touch``) on a new connection and
+    wait until the app runs it; returns the connection."""
+    mark = tmp_path / "in-app"
+    sock = srv.connect(timeout=10)
+    sep = "&" if "?" in path else "?"
+    sock.sendall(get(f"{path}{sep}touch={mark}"))
+    assert wait_until(mark.exists, 5)
+    return sock
+
+
 def test_short_routes_are_served_by_the_loop_thread(server_factory, threads):
     srv = start(server_factory, threads, "-w", "1")
 
@@ -572,10 +583,7 @@ def test_inline_request_turning_long_does_not_stop_the_loop(
     1 they wait for it: test_threads_1_runs_one_request_at_a_time...)."""
     srv = start(server_factory, nthreads, "-w", "1")
     learned_short(srv)
-    mark = tmp_path / "sleeping"
-    slow = srv.connect(timeout=10)
-    slow.sendall(get(f"/sleep?ms=3000&touch={mark}"))
-    assert wait_until(mark.exists, 5)
+    slow = in_app(srv, tmp_path, "/sleep?ms=3000")
     t0 = time.monotonic()
     with srv.connect(timeout=10) as s:  # a new connection: accept, read, serve
         s.sendall(get("/comm"))
@@ -606,10 +614,7 @@ def test_quit_with_a_stuck_inline_request_exits_now(server_factory, tmp_path):
     exits by itself (the master would wait graceful_timeout to kill it)."""
     srv = start(server_factory, "2", "-w", "1", "--graceful-timeout", "30")
     learned_short(srv)
-    mark = tmp_path / "sleeping"
-    s = srv.connect(timeout=10)
-    s.sendall(get(f"/sleep?ms=60000&touch={mark}"))
-    assert wait_until(mark.exists, 5)
+    s = in_app(srv, tmp_path, "/sleep?ms=60000")
     t0 = time.monotonic()
     os.kill(srv.pid, signal.SIGQUIT)
     assert srv.wait_exit(20) is not None
@@ -626,10 +631,7 @@ def test_threads_1_runs_one_request_at_a_time_even_inline(server_factory, tmp_pa
     srv = start(server_factory, "1", "-w", "1")
     warm(srv, "/conc?ms=0", 20)
     assert wait_until(lambda: srv.fetch(get("/comm")).body == b"cunicorn-loop", 10)
-    mark = tmp_path / "in-app"
-    slow = srv.connect(timeout=10)
-    slow.sendall(get(f"/conc?ms=600&touch={mark}"))
-    assert wait_until(mark.exists, 5)
+    slow = in_app(srv, tmp_path, "/conc?ms=600")
     with srv.connect(timeout=10) as s:
         s.sendall(get("/conc?ms=0"))
         head, body = read_one(s, timeout=10)
