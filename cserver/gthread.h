@@ -124,7 +124,6 @@ typedef struct cn_gthread {
     ev_check reap;             /* frees closed connections after each iteration */
     int accepting, backing_off, holding, stopping;
     int ended;                 /* the loop is over (loop_end): leave it */
-    int serving_inline;        /* the loop thread is out serving (loop_mu) */
     gt_conn *inl_head, *inl_tail; /* requests to serve inline, arrival order */
     int nconns;                /* open connections, whatever their state */
     gt_conn *all;              /* open connections */
@@ -166,7 +165,7 @@ typedef struct cn_gthread {
     atomic_int loop_done;      /* loop -> main: ev_run returned */
     atomic_int forced;         /* loop ended with connections in the pool */
     atomic_int busy;           /* threads serving a connection */
-    atomic_int busy_long;      /* ... on a request not short (inline_ok) */
+    atomic_int busy_long;      /* ... on a long request (gt_conn.longreq) */
     atomic_int queued_long;    /* queued requests not short */
     _Atomic uint32_t avg_us;   /* moving average of every request's cost */
     gt_route routes[GT_ROUTES];/* direct-mapped by route hash; relaxed atomics */
@@ -217,13 +216,11 @@ void cn_gt_loop_free(cn_gthread *g);
 
 /* threadpool.c ------------------------------------------------------------ */
 
-/* Queue a connection whose head is parsed (job GT_JOB_SERVE) or failed
- * (GT_JOB_ERROR) for a pool thread.  Loop thread, no GIL. */
-void cn_gt_pool_push(cn_gthread *g, gt_conn *gc);
-
-/* Whether the loop thread should serve gc itself (see "Inline serving"
- * above); sets gc->route.  Loop thread. */
-int cn_gt_inline_ok(cn_gthread *g, gt_conn *gc);
+/* A connection whose head is parsed (job GT_JOB_SERVE) or failed
+ * (GT_JOB_ERROR): 1 when the caller, the loop thread (may_inline), should
+ * serve it itself (see "Inline serving" above), else queued for the pool
+ * and 0.  Whoever runs the loop, no GIL. */
+int cn_gt_pool_dispatch(cn_gthread *g, gt_conn *gc, int may_inline);
 
 /* Serve `list` (linked by next, state GT_POOL) in the loop thread, with
  * the GIL, out of the loop (loop_mu not held), then what serving queued

@@ -196,7 +196,7 @@ load_publish(cn_gthread *g)
 {
     uint64_t load = g->stopping ? UINT32_MAX : (uint64_t)g->nconns;
     cn_heartbeat_set_load(g->w.heartbeats, g->w.slot,
-                          load | (g->serving_inline ? GT_LOAD_BUSY : 0)
+                          load | (atomic_load(&g->inline_since) != 0 ? GT_LOAD_BUSY : 0)
                               | (g->holding ? GT_LOAD_HOLD : 0));
 }
 
@@ -228,17 +228,6 @@ accept_defer(cn_gthread *g)
     return 0;
 }
 
-static void
-on_hold(struct ev_loop *loop, ev_timer *t, int revents)
-{
-    (void)loop;
-    (void)revents;
-    cn_gthread *g = t->data;
-    g->holding = 0;
-    load_publish(g);
-    accept_maybe_resume(g);
-}
-
 /* ---- connection states ---------------------------------------------------- */
 
 static void
@@ -263,7 +252,7 @@ conn_dispatch(cn_gthread *g, gt_conn *gc, int job)
     conn_timer_set(g, gc, (int)(GT_POOL_CHECK_S * 1000));
     gc->state = GT_POOL;
     gc->job = (unsigned char)job;
-    if (tl_loop_thread && cn_gt_inline_ok(g, gc)) {
+    if (cn_gt_pool_dispatch(g, gc, tl_loop_thread)) {
         /* served by this thread after the iteration (cn_gt_loop_main) */
         gc->next = NULL;
         if (g->inl_tail != NULL) {
@@ -273,9 +262,7 @@ conn_dispatch(cn_gthread *g, gt_conn *gc, int job)
             g->inl_head = gc;
         }
         g->inl_tail = gc;
-        return;
     }
-    cn_gt_pool_push(g, gc);
 }
 
 /* Receive and parse until the head is complete (dispatch), the socket has no
@@ -593,14 +580,33 @@ conn_new(cn_gthread *g, int fd, int li, const struct sockaddr_storage *peer, soc
     return gc;
 }
 
+/* End of an accept pause: EMFILE back-off, or deferral to a sibling. */
 static void
-on_backoff(struct ev_loop *loop, ev_timer *t, int revents)
+on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
     (void)revents;
     cn_gthread *g = t->data;
-    g->backing_off = 0;
+    if (t == &g->hold) {
+        g->holding = 0;
+    }
+    else {
+        g->backing_off = 0;
+    }
+    load_publish(g);
     accept_maybe_resume(g);
+}
+
+/* Stop accepting for `seconds`: *flag (backing_off or holding) stays set
+ * until the timer `t` fires (on_pause_end). */
+static void
+accept_pause(cn_gthread *g, ev_timer *t, int *flag, double seconds)
+{
+    accept_stop(g);
+    *flag = 1;
+    load_publish(g);
+    ev_timer_set(t, seconds, 0.0);
+    ev_timer_start(g->loop, t);
 }
 
 static void
@@ -616,11 +622,7 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
             return;
         }
         if (accept_defer(g)) {
-            accept_stop(g);
-            g->holding = 1;
-            load_publish(g);
-            ev_timer_set(&g->hold, GT_HOLD_S, 0.0);
-            ev_timer_start(g->loop, &g->hold);
+            accept_pause(g, &g->hold, &g->holding, GT_HOLD_S);
             return;
         }
         struct sockaddr_storage peer;
@@ -634,10 +636,7 @@ on_accept(struct ev_loop *loop, ev_io *io, int revents)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* Out of descriptors: pause accepting (no busy loop on a
                  * listener that stays readable), keep serving, resume. */
-                accept_stop(g);
-                g->backing_off = 1;
-                ev_timer_set(&g->backoff, GT_BACKOFF_S, 0.0);
-                ev_timer_start(g->loop, &g->backoff);
+                accept_pause(g, &g->backoff, &g->backing_off, GT_BACKOFF_S);
                 atomic_store(&g->emfile_note, 1);
             }
             return;
@@ -698,6 +697,7 @@ check_flags(cn_gthread *g)
 static void
 on_graceful(struct ev_loop *loop, ev_timer *t, int revents)
 {
+    (void)loop;
     (void)revents;
     cn_gthread *g = t->data;
     int in_pool = 0;
@@ -716,7 +716,6 @@ on_graceful(struct ev_loop *loop, ev_timer *t, int revents)
         }
         gc = next;
     }
-    (void)loop;
     if (in_pool) {
         atomic_store(&g->forced, 1);
     }
@@ -773,6 +772,7 @@ on_wake(struct ev_loop *loop, ev_async *a, int revents)
 static void
 on_reap(struct ev_loop *loop, ev_check *chk, int revents)
 {
+    (void)loop;
     (void)revents;
     cn_gthread *g = chk->data;
     while (g->dead != NULL) {
@@ -780,7 +780,6 @@ on_reap(struct ev_loop *loop, ev_check *chk, int revents)
         g->dead = gc->dead_next;
         conn_free(g, gc);
     }
-    (void)loop;
     if (g->stopping && g->nconns == 0) {
         loop_end(g);
     }
@@ -850,9 +849,9 @@ cn_gt_loop_init(cn_gthread *g)
         ev_io_init(&g->accept_io[i], on_accept, g->w.listeners[i].fd, EV_READ);
         g->accept_io[i].data = g;
     }
-    ev_init(&g->backoff, on_backoff);
+    ev_init(&g->backoff, on_pause_end);
     g->backoff.data = g;
-    ev_init(&g->hold, on_hold);
+    ev_init(&g->hold, on_pause_end);
     g->hold.data = g;
     ev_init(&g->graceful, on_graceful);
     g->graceful.data = g;
@@ -874,12 +873,6 @@ cn_gt_clock_ns(clockid_t clock)
     struct timespec ts;
     clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int64_t
-mono_ns(void)
-{
-    return cn_gt_clock_ns(CLOCK_MONOTONIC);
 }
 
 void *
@@ -904,8 +897,7 @@ cn_gt_loop_main(void *arg)
         gt_conn *list = g->inl_head;
         g->inl_head = g->inl_tail = NULL;
         atomic_fetch_add(&g->inline_batches, 1);
-        atomic_store(&g->inline_since, mono_ns());
-        g->serving_inline = 1;
+        atomic_store(&g->inline_since, cn_gt_clock_ns(CLOCK_MONOTONIC));
         load_publish(g);
         pthread_mutex_unlock(&g->loop_mu);
         list = cn_gt_serve_inline(g, list);
@@ -915,7 +907,6 @@ cn_gt_loop_main(void *arg)
             ev_async_send(g->loop, &g->wake);
         }
         pthread_mutex_lock(&g->loop_mu);
-        g->serving_inline = 0;
         load_publish(g);
         atomic_store(&g->want_back, 0);
         if (list != NULL) {
@@ -948,7 +939,7 @@ int
 cn_gt_watch(cn_gthread *g, int64_t until_ns)
 {
     int64_t since = atomic_load(&g->inline_since);
-    if (since == 0 || mono_ns() - since < GT_WATCH_MS * 1000000LL
+    if (since == 0 || cn_gt_clock_ns(CLOCK_MONOTONIC) - since < GT_WATCH_MS * 1000000LL
         || pthread_mutex_trylock(&g->loop_mu) != 0) {
         return 0;
     }
@@ -959,7 +950,7 @@ cn_gt_watch(cn_gthread *g, int64_t until_ns)
     int stopping = cn_worker_stopping(), quitting = cn_worker_quitting();
     while (atomic_load(&g->inline_since) != 0 && !atomic_load(&g->want_back) && !g->ended
            && cn_worker_stopping() == stopping && cn_worker_quitting() == quitting
-           && mono_ns() < until_ns) {
+           && cn_gt_clock_ns(CLOCK_MONOTONIC) < until_ns) {
         ev_run(g->loop, EVRUN_ONCE);
     }
     if (g->ended && atomic_load(&g->inline_since) != 0) {

@@ -130,12 +130,6 @@ route_note(cn_gthread *g, uint64_t route, int64_t cpu_us, int64_t wall_us)
     }
 }
 
-static int64_t
-now_ns(clockid_t clock)
-{
-    return cn_gt_clock_ns(clock);
-}
-
 /* Whether gc's request is short and needs nothing more from the client:
  * an error page, or a route whose wall time is known to be under
  * GT_INLINE_US with no body, or all of it buffered.  gc->route is set. */
@@ -156,15 +150,22 @@ inline_request_ok(cn_gthread *g, gt_conn *gc)
            && atomic_load_explicit(&r->wall_us, memory_order_relaxed) < GT_INLINE_US;
 }
 
-/* Append gc to its list; wake an idle pool thread when `wake` (a pool
- * thread queueing work for itself does not: it takes from the queue next).
- * The thread that owns gc, no GIL needed. */
+/* Once per request, when its head is parsed: its route, and whether it is
+ * long (not fit to serve inline).  The thread that owns gc. */
+static void
+classify(cn_gthread *g, gt_conn *gc)
+{
+    gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
+    gc->longreq = !inline_request_ok(g, gc);
+}
+
+/* Append gc (classified) to its list; wake an idle pool thread when `wake`
+ * (a pool thread queueing work for itself does not: it takes from the
+ * queue next).  The thread that owns gc, no GIL needed. */
 static void
 queue_push(cn_gthread *g, gt_conn *gc, int wake)
 {
-    gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
     int fast = route_is_short(g, gc);
-    gc->longreq = !inline_request_ok(g, gc);
     pthread_mutex_lock(&g->pool_mu);
     gc->next = NULL;
     gt_conn **head = fast ? &g->f_head : &g->q_head;
@@ -183,10 +184,20 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
     pthread_mutex_unlock(&g->pool_mu);
 }
 
-void
-cn_gt_pool_push(cn_gthread *g, gt_conn *gc)
+int
+cn_gt_pool_dispatch(cn_gthread *g, gt_conn *gc, int may_inline)
 {
+    classify(g, gc);
+    if (may_inline && !gc->longreq
+        && atomic_load_explicit(&g->busy, memory_order_relaxed) < g->nthreads
+        && atomic_load_explicit(&g->busy_long, memory_order_relaxed) == 0
+        && atomic_load_explicit(&g->queued_long, memory_order_relaxed) == 0
+        && !atomic_load_explicit(&g->watching, memory_order_relaxed)) {
+        return 1; /* no long request in the pool, a slot free, the loop
+                   * thread not stuck: it serves this one */
+    }
     queue_push(g, gc, 1);
+    return 0;
 }
 
 /* Take one of the nthreads serving slots (g->busy): 1, or 0 when all are
@@ -339,6 +350,7 @@ pool_keep(cn_gthread *g, gt_conn *gc)
         return 0;
     }
     gc->job = GT_JOB_SERVE;
+    classify(g, gc);
     queue_push(g, gc, 0);
     return 1;
 }
@@ -360,14 +372,14 @@ serve_and_pass(cn_gthread *g, gt_conn *gc, unsigned *nserved)
                  && (++*nserved % GT_SAMPLE == 0 || !route_known(g, route)
                      || atomic_load_explicit(&g->routes[route % GT_ROUTES].samples,
                                              memory_order_relaxed) < GT_YOUNG);
-    int64_t cpu0 = sample ? now_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
-    int64_t wall0 = now_ns(CLOCK_MONOTONIC);
+    int64_t cpu0 = sample ? cn_gt_clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
+    int64_t wall0 = cn_gt_clock_ns(CLOCK_MONOTONIC);
     int alone = atomic_load_explicit(&g->busy, memory_order_relaxed) == 1;
     int back = serve_one(g, gc);
     if (route != 0) {
-        int64_t cpu_us = sample ? (now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1000 : -1;
+        int64_t cpu_us = sample ? (cn_gt_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0) / 1000 : -1;
         alone = alone && atomic_load_explicit(&g->busy, memory_order_relaxed) == 1;
-        route_note(g, route, cpu_us, alone ? (now_ns(CLOCK_MONOTONIC) - wall0) / 1000 : -1);
+        route_note(g, route, cpu_us, alone ? (cn_gt_clock_ns(CLOCK_MONOTONIC) - wall0) / 1000 : -1);
     }
     atomic_fetch_sub_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
     gc->longreq = 0;
@@ -407,20 +419,6 @@ pool_main(void *arg)
 
 /* ---- inline serving (see gthread.h) ---------------------------------------- */
 
-int
-cn_gt_inline_ok(cn_gthread *g, gt_conn *gc)
-{
-    gc->route = gc->job == GT_JOB_SERVE ? route_hash(&gc->c) : 0;
-    if (atomic_load_explicit(&g->busy, memory_order_relaxed) >= g->nthreads
-        || atomic_load_explicit(&g->busy_long, memory_order_relaxed) != 0
-        || atomic_load_explicit(&g->queued_long, memory_order_relaxed) != 0
-        || atomic_load_explicit(&g->watching, memory_order_relaxed)) {
-        return 0; /* long requests in the pool: it keeps everything (short
-                   * ones overtake there); or the loop thread is stuck */
-    }
-    return inline_request_ok(g, gc);
-}
-
 gt_conn *
 cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
 {
@@ -431,7 +429,7 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
     else {
         PyEval_RestoreThread(g->loop_ts);
     }
-    int64_t deadline = now_ns(CLOCK_MONOTONIC) + GT_INLINE_BUDGET_NS;
+    int64_t deadline = cn_gt_clock_ns(CLOCK_MONOTONIC) + GT_INLINE_BUDGET_NS;
     for (;;) {
         gt_conn *gc = list;
         if (gc != NULL) {
@@ -450,7 +448,7 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
             if (gc == NULL) {
                 break;
             }
-            if (!inline_request_ok(g, gc)) {
+            if (gc->longreq) {
                 atomic_fetch_sub_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
                 atomic_fetch_sub(&g->busy, 1);
                 queue_push(g, gc, 1);
@@ -458,7 +456,7 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
             }
         }
         serve_and_pass(g, gc, &nserved);
-        if (now_ns(CLOCK_MONOTONIC) > deadline) {
+        if (cn_gt_clock_ns(CLOCK_MONOTONIC) > deadline) {
             break;
         }
     }

@@ -72,12 +72,6 @@ start_threads(cn_gthread *g, int *loop_started)
     return -err;
 }
 
-static int64_t
-mono_ns(void)
-{
-    return cn_gt_clock_ns(CLOCK_MONOTONIC);
-}
-
 /* Sleep up to GT_MAIN_TICK_MS, or until the loop thread ends or a signal
  * comes; meanwhile stand in for the loop thread while it serves a request
  * inline for too long (cn_gt_watch).  While it serves inline at all, look
@@ -86,12 +80,12 @@ static void
 wait_tick(cn_gthread *g, unsigned *seen)
 {
     struct pollfd pfd = {.fd = g->done_fd, .events = POLLIN};
-    int64_t end = mono_ns() + GT_MAIN_TICK_MS * 1000000LL;
+    int64_t end = cn_gt_clock_ns(CLOCK_MONOTONIC) + GT_MAIN_TICK_MS * 1000000LL;
     for (;;) {
         unsigned batches = atomic_load(&g->inline_batches);
         int inline_busy = batches != *seen || atomic_load(&g->inline_since) != 0;
         *seen = batches;
-        int64_t left_ms = (end - mono_ns()) / 1000000;
+        int64_t left_ms = (end - cn_gt_clock_ns(CLOCK_MONOTONIC)) / 1000000;
         if (left_ms <= 0) {
             return;
         }
