@@ -368,42 +368,38 @@ cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
 }
 
 void
+cn_conn_linger(cn_conn *c)
+{
+    CN_IO_BEGIN(c)
+    char sink[4096];
+    size_t drained = 0;
+    uint64_t deadline = cn_now_ms() + CN_LINGER_MS;
+    shutdown(c->fd, SHUT_WR);
+    while (drained < CN_LINGER_BYTES) {
+        ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            drained += (size_t)n;
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            break;
+        }
+        uint64_t now = cn_now_ms();
+        if (now >= deadline || wait_fd(c, POLLIN, (int)(deadline - now)) < 0) {
+            break;
+        }
+    }
+    CN_IO_END(c)
+}
+
+void
 cn_conn_close(cn_conn *c, int linger)
 {
     if (c->fd < 0) {
         return;
     }
     if (linger) {
-        /* Half-close, then drain what the client still sends for a moment,
-         * so the close does not reset a response it has yet to read. */
-        CN_IO_BEGIN(c)
-        char sink[4096];
-        size_t drained = 0;
-        uint64_t deadline = cn_now_ms() + CN_LINGER_MS;
-        shutdown(c->fd, SHUT_WR);
-        while (drained < CN_LINGER_BYTES) {
-            uint64_t now = cn_now_ms();
-            if (now >= deadline) {
-                break;
-            }
-            struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-            int r = poll(&pfd, 1, (int)(deadline - now));
-            if (r < 0 && errno == EINTR) {
-                continue;
-            }
-            if (r <= 0) {
-                break;
-            }
-            ssize_t n = recv(c->fd, sink, sizeof(sink), 0);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-                continue;
-            }
-            if (n <= 0) {
-                break;
-            }
-            drained += (size_t)n;
-        }
-        CN_IO_END(c)
+        cn_conn_linger(c);
     }
     close(c->fd);
     c->fd = -1;

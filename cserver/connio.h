@@ -25,7 +25,12 @@ int cn_conn_read_head(cn_conn *c, const cn_limits *l, int timeout_ms);
  * it).  Never leaves an exception set. */
 int cn_conn_discard_body(cn_conn *c, size_t limit);
 
-/* Close the socket; with linger, half-close and drain briefly first. */
+/* Half-close, then read and drop what the client still sends for a moment
+ * (up to a second, 256 KiB), so that closing does not reset a response it
+ * has yet to read.  Waits through wait_fd: cooperative under gevent. */
+void cn_conn_linger(cn_conn *c);
+
+/* Close the socket; with linger, cn_conn_linger first. */
 void cn_conn_close(cn_conn *c, int linger);
 
 /* Free the connection's buffers (worker exit). */

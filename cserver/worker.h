@@ -50,7 +50,6 @@ typedef struct cn_worker {
      * when fd is ready, -ETIMEDOUT or -errno.  NULL: blocking waits with the
      * GIL released (sync, gthread pool threads). */
     int (*coop_wait)(struct cn_worker *w, int fd, short events, int timeout_ms);
-    void *coop_data;
     /* Cooperative workers: when the last wait on fd failed because an
      * exception was thrown into the waiting greenlet (the app's
      * gevent.Timeout around a wsgi.input read), set that exception again and
@@ -94,6 +93,11 @@ int cn_worker_install_signals(void);
  * with an exception set; either way release `w` with cn_worker_clear.
  * CN_GIL (worker_args.c). */
 int cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObject *kwargs);
+
+/* Pop the int keyword `name` from `kw` (a dict the caller owns) into *out,
+ * which keeps its default when absent; below `lo` is a ValueError.  0, or
+ * -1 with an exception.  CN_GIL. */
+int cn_kw_pop_long(PyObject *kw, const char *name, long lo, long *out);
 
 /* Drop every reference and buffer cn_worker_init_from_args took.  CN_GIL. */
 void cn_worker_clear(cn_worker *w);

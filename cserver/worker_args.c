@@ -79,7 +79,9 @@ parse_allow(PyObject *value, PyObject **out)
     }
     PyObject *items;
     if (PyUnicode_Check(value)) {
-        items = PyUnicode_Split(value, PyUnicode_FromString(","), -1);
+        PyObject *comma = PyUnicode_FromString(",");
+        items = comma != NULL ? PyUnicode_Split(value, comma, -1) : NULL;
+        Py_XDECREF(comma);
     }
     else {
         items = PySequence_List(value);
@@ -244,4 +246,23 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
         return -1;
     }
     return 0;
+}
+
+int
+cn_kw_pop_long(PyObject *kw, const char *name, long lo, long *out)
+{
+    PyObject *v = PyDict_GetItemString(kw, name); /* borrowed */
+    if (v == NULL) {
+        return 0;
+    }
+    long n = PyLong_AsLong(v);
+    if (n == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (n < lo) {
+        PyErr_Format(PyExc_ValueError, "%s must be at least %ld, not %ld", name, lo, n);
+        return -1;
+    }
+    *out = n;
+    return PyDict_DelItemString(kw, name);
 }

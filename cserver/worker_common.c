@@ -27,7 +27,6 @@
 static volatile sig_atomic_t cn_sig_stop;
 static volatile sig_atomic_t cn_sig_quit;
 static volatile sig_atomic_t cn_sig_in_app;
-static volatile sig_atomic_t cn_sig_reopen;
 /* Python has a handler of its own for these (set at install time). */
 static volatile sig_atomic_t cn_sig_py_quit;
 static volatile sig_atomic_t cn_sig_py_abrt;
@@ -69,7 +68,6 @@ on_signal(int signo)
         PyErr_SetInterruptEx(signo);
         break;
     case SIGUSR1:
-        cn_sig_reopen = 1;
         if (cn_sig_py_usr1) {
             PyErr_SetInterruptEx(signo);
         }

@@ -46,12 +46,12 @@
 #ifdef CN_HAVE_GREENLET
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,8 +59,6 @@
 #define CN_ACCEPT_BATCH 64         /* accepts per listener wake-up */
 #define CN_ACCEPT_BACKOFF_MS 100   /* after EMFILE and the like */
 #define CN_DISCARD_LIMIT (1 << 20) /* unread body drained for keep-alive */
-#define CN_LINGER_MS 1000
-#define CN_LINGER_BYTES (256 * 1024)
 /* A keep-alive connection idle this long gives up its greenlet until its
  * next request: a suspended greenlet that ran Python code keeps a Python
  * frame stack chunk (several KB), too much for thousands of idle clients. */
@@ -97,7 +95,6 @@ typedef struct gconn {
     unsigned idle : 1;      /* waiting for the next request: a drain closes it */
     unsigned cancelled : 1; /* killed: every later wait fails at once */
     unsigned parked : 1;    /* idle without a greenlet; rw wakes conn_revive */
-    unsigned started : 1;   /* conn_run has set the connection up */
     unsigned rw_on : 2;     /* rw started: 0 no, RW_WAKE or RW_REVIVE */
     int streak;             /* requests found ready without a wait in a row */
 } gconn;
@@ -112,7 +109,7 @@ struct gworker {
     PyObject *accept_cb;  /* strong: on_accept bound to self */
     PyObject *ticker;     /* strong: repeating timer watcher */
     PyObject *tick_cb;    /* strong: on_tick bound to self */
-    PyObject *s_start, *s_stop, *s_close, *s_io; /* strong: method names */
+    PyObject *s_start, *s_stop, *s_close; /* strong: method names */
     gconn **byfd;         /* borrowed: live connections by fd */
     int nfd;
     int nconns, max_conns;
@@ -306,6 +303,21 @@ gevent_wait(cn_worker *w, int fd, short events, int timeout_ms)
     return gconn_wait(gw->byfd[fd], events, timeout_ms);
 }
 
+/* Switch into a connection's greenlet (hub context) until it switches back
+ * to the hub or ends; the connection it serves may be freed meanwhile, so
+ * the caller must not touch it after.  Never leaves an exception set. */
+static void
+switch_into(gworker *gw, PyObject *greenlet)
+{
+    PyObject *g = Py_NewRef(greenlet);
+    PyObject *r = cn_greenlet_switch(g, NULL);
+    Py_DECREF(g);
+    if (r == NULL) {
+        cn_worker_log(&gw->w, "error", "gevent: a connection greenlet failed", 1);
+    }
+    Py_XDECREF(r);
+}
+
 /* Resume gc's waiting greenlet with `result` as its wait's result.  Called
  * in the hub (a watcher callback); returns when that greenlet switches back
  * to the hub or ends.  gc may be freed on return.  Never leaves an
@@ -319,13 +331,7 @@ wake_conn(gconn *gc, int result)
     gworker *gw = gc->gw;
     gc->waiting = 0;
     gc->wake_result = result;
-    PyObject *g = Py_NewRef(gc->waiter);
-    PyObject *r = cn_greenlet_switch(g, NULL);
-    Py_DECREF(g);
-    if (r == NULL) {
-        cn_worker_log(&gw->w, "error", "gevent: a connection greenlet failed", 1);
-    }
-    Py_XDECREF(r);
+    switch_into(gw, gc->waiter);
 }
 
 /* The read watcher's callback: self is the connection's capsule.  Wakes
@@ -465,13 +471,7 @@ run_conn(gconn *gc)
         release_conn(gc);
         return;
     }
-    PyObject *g = Py_NewRef(gc->greenlet);
-    PyObject *r = cn_greenlet_switch(g, NULL);
-    Py_DECREF(g);
-    if (r == NULL) {
-        cn_worker_log(&gw->w, "error", "gevent: a connection greenlet failed", 1);
-    }
-    Py_XDECREF(r);
+    switch_into(gw, gc->greenlet);
 }
 
 /* Serve the accepted socket `fd` in a new greenlet, switched into at once:
@@ -493,6 +493,7 @@ start_conn(gworker *gw, int fd, int listener, const struct sockaddr_storage *pee
     gc->c.w = &gw->w;
     memcpy(&gc->c.peer, peer, sizeof(*peer));
     gc->c.peer_len = peer_len;
+    cn_peer_ip(&gc->c);
     gc->self = PyCapsule_New(gc, "cunicorn.gconn", NULL);
     if (gc->self != NULL) {
         gc->wake = PyCFunction_New(&conn_wake_def, gc->self);
@@ -552,32 +553,6 @@ on_accept(PyObject *self, PyObject *arg)
 }
 
 /* ------------------------------------------------------------ one connection */
-
-/* Close with a lingering drain without blocking the hub: half-close, then
- * read and drop what the client still sends for a moment, so the close does
- * not reset a response it has yet to read. */
-static void
-coop_linger(gconn *gc)
-{
-    char sink[4096];
-    size_t drained = 0;
-    uint64_t deadline = cn_now_ms() + CN_LINGER_MS;
-    shutdown(gc->c.fd, SHUT_WR);
-    while (drained < CN_LINGER_BYTES) {
-        ssize_t n = recv(gc->c.fd, sink, sizeof(sink), 0);
-        if (n > 0) {
-            drained += (size_t)n;
-            continue;
-        }
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            break;
-        }
-        uint64_t now = cn_now_ms();
-        if (now >= deadline || gconn_wait(gc, POLLIN, (int)(deadline - now)) < 0) {
-            break;
-        }
-    }
-}
 
 /* Ask for the graceful stop from any greenlet: accept no more now; the
  * ticker (in the hub) begins the drain.  `why` is static text to log. */
@@ -744,13 +719,6 @@ conn_run(PyObject *self, PyObject *Py_UNUSED(unused))
     }
     Py_INCREF(self);
     gworker *gw = gc->gw;
-    cn_conn *c = &gc->c;
-    if (!gc->started) {
-        gc->started = 1;
-        c->has_proxy = 0;
-        c->nrequests = 0;
-        cn_peer_ip(c);
-    }
     int how = serve_connection(gc);
     if (PyErr_Occurred()) {
         cn_worker_log(&gw->w, "error", "gevent: error serving a connection", 1);
@@ -760,7 +728,7 @@ conn_run(PyObject *self, PyObject *Py_UNUSED(unused))
     }
     else {
         if (how == 1 && !gc->cancelled && !gw->killing) {
-            coop_linger(gc);
+            cn_conn_linger(&gc->c); /* waits through gevent_wait */
         }
         release_conn(gc);
     }
@@ -975,40 +943,21 @@ gworker_clear(gworker *gw)
     cn_worker_clear(&gw->w);
 }
 
-/* run_worker's keywords plus worker_connections: split them.  Returns a new
- * dict without it (or NULL), *max_conns set. */
-static PyObject *
-split_kwargs(PyObject *kwargs, int *max_conns)
+PyObject *
+cn_run_worker_gevent(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    *max_conns = 1000;
+    /* run_worker's keywords plus worker_connections (clamped, as gunicorn
+     * takes any value) */
+    long max_conns = 1000;
     PyObject *kw = kwargs != NULL ? PyDict_Copy(kwargs) : PyDict_New();
     if (kw == NULL) {
         return NULL;
     }
-    PyObject *v = PyDict_GetItemString(kw, "worker_connections"); /* borrowed */
-    if (v != NULL) {
-        long n = PyLong_AsLong(v);
-        if (n == -1 && PyErr_Occurred()) {
-            Py_DECREF(kw);
-            return NULL;
-        }
-        *max_conns = n < 1 ? 1 : (n > 1000000 ? 1000000 : (int)n);
-        if (PyDict_DelItemString(kw, "worker_connections") < 0) {
-            Py_DECREF(kw);
-            return NULL;
-        }
-    }
-    return kw;
-}
-
-PyObject *
-cn_run_worker_gevent(PyObject *module, PyObject *args, PyObject *kwargs)
-{
-    int max_conns;
-    PyObject *kw = split_kwargs(kwargs, &max_conns);
-    if (kw == NULL) {
+    if (cn_kw_pop_long(kw, "worker_connections", LONG_MIN, &max_conns) < 0) {
+        Py_DECREF(kw);
         return NULL;
     }
+    max_conns = max_conns < 1 ? 1 : (max_conns > 1000000 ? 1000000 : max_conns);
     gworker *gw = PyMem_Calloc(1, sizeof(gworker));
     PyObject *ret = NULL;
     if (gw == NULL) {
@@ -1020,17 +969,12 @@ cn_run_worker_gevent(PyObject *module, PyObject *args, PyObject *kwargs)
     if (rc < 0 || cn_greenlet_import() < 0 || attach_hub(gw) < 0) {
         goto done;
     }
-    gw->max_conns = max_conns;
+    gw->max_conns = (int)max_conns;
     gw->w.coop_wait = gevent_wait;
     gw->w.coop_exc = gevent_exc;
-    gw->w.coop_data = gw;
     gw->self = PyCapsule_New(gw, "cunicorn.gworker", NULL);
-    struct rlimit rl;
-    int nfd = 1024;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
-        nfd = rl.rlim_cur > (1 << 20) ? (1 << 20) : (int)rl.rlim_cur;
-    }
-    if (gw->self == NULL || byfd_reserve(gw, nfd - 1) < 0) {
+    /* the fd table grows with the highest fd accepted (start_conn) */
+    if (gw->self == NULL || byfd_reserve(gw, 1023) < 0) {
         if (!PyErr_Occurred()) {
             PyErr_NoMemory();
         }

@@ -24,27 +24,6 @@
 
 #define GT_MAIN_TICK_MS 100
 
-/* Pop an int keyword from `kw` (a dict we own): *out keeps its default when
- * absent.  0 or -1 with an exception. */
-static int
-pop_int(PyObject *kw, const char *name, long lo, long *out)
-{
-    PyObject *v = PyDict_GetItemString(kw, name); /* borrowed */
-    if (v == NULL) {
-        return 0;
-    }
-    long n = PyLong_AsLong(v);
-    if (n == -1 && PyErr_Occurred()) {
-        return -1;
-    }
-    if (n < lo) {
-        PyErr_Format(PyExc_ValueError, "%s must be at least %ld, not %ld", name, lo, n);
-        return -1;
-    }
-    *out = n;
-    return PyDict_DelItemString(kw, name);
-}
-
 /* Start the loop thread and the pool with every signal blocked in them, so
  * that signals reach the main thread only.  0 or -errno; *loop_started says
  * whether the loop thread runs (it is told to quit when the pool failed).
@@ -157,8 +136,8 @@ cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
     if (kw == NULL) {
         return NULL;
     }
-    if (pop_int(kw, "threads", 1, &threads) < 0
-        || pop_int(kw, "worker_connections", 1, &worker_connections) < 0) {
+    if (cn_kw_pop_long(kw, "threads", 1, &threads) < 0
+        || cn_kw_pop_long(kw, "worker_connections", 1, &worker_connections) < 0) {
         Py_DECREF(kw);
         return NULL;
     }
