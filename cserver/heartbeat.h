@@ -11,6 +11,18 @@
 
 #define CN_HEARTBEAT_SLOT_SIZE 64
 
+/* Set by the master in a slot it forks a worker into, until the worker's
+ * first beat: that worker is not accepting yet.  Makes the slot's time look
+ * far in the future to a reader that does not mask it. */
+#define CN_HB_UNBOOTED ((uint64_t)1 << 62)
+
+/* A slot's value as milliseconds, without the UNBOOTED bit. */
+static inline uint64_t
+cn_heartbeat_ms(uint64_t v)
+{
+    return v & ~CN_HB_UNBOOTED;
+}
+
 /* Monotonic clock in milliseconds. */
 uint64_t cn_now_ms(void);
 

@@ -216,7 +216,7 @@ accept_defer(cn_gthread *g)
         }
         uint64_t beat = cn_heartbeat_read(g->w.heartbeats, i);
         uint64_t load = cn_heartbeat_read_load(g->w.heartbeats, i);
-        int64_t age = (int64_t)(now - beat); /* an unbooted one is "in the future" */
+        int64_t age = (int64_t)(now - beat); /* CN_HB_UNBOOTED: "in the future" */
         uint64_t theirs = load & UINT32_MAX;
         if (age < 0 || age >= GT_LIVE_MS || mine <= theirs + 2 + mine / 8) {
             continue;

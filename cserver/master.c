@@ -52,7 +52,6 @@
  * bit; the worker's first beat (from its accept loop) clears it.  So a slot
  * says whether its worker is accepting yet, without any change to the worker
  * side, and the timeout logic uses the time with the bit masked off. */
-#define CN_HB_UNBOOTED ((uint64_t)1 << 62)
 
 typedef enum {
     CN_RUNNING = 0,
@@ -66,8 +65,6 @@ typedef struct {
     uint64_t age;          /* spawn order, strictly increasing (gunicorn's age) */
     unsigned generation;   /* the master's generation when spawned (HUP bumps) */
     int retiring;          /* sent SIGTERM to leave (TTOU, HUP): not counted */
-    int old;               /* previous generation after HUP: not counted, gets
-                            * SIGTERM once the new generation is accepting */
     int aborted;           /* sent SIGABRT on timeout */
     int64_t abort_ms;      /* when SIGABRT (or the last SIGKILL) was sent */
 } cn_mworker;
@@ -156,7 +153,7 @@ cn_master_call(cn_master *m, const char *name, const char *fmt, ...)
     PyObject *meth, *args, *res;
     va_list ap;
 
-    if (m->hooks == NULL || m->hooks == Py_None) {
+    if (m->hooks == NULL) {
         return NULL;
     }
     meth = PyObject_GetAttrString(m->hooks, name);
@@ -169,15 +166,6 @@ cn_master_call(cn_master *m, const char *name, const char *fmt, ...)
     if (args == NULL) {
         Py_DECREF(meth);
         goto fail;
-    }
-    if (!PyTuple_Check(args)) {
-        PyObject *t = PyTuple_Pack(1, args);
-        Py_DECREF(args);
-        args = t;
-        if (args == NULL) {
-            Py_DECREF(meth);
-            goto fail;
-        }
     }
     res = PyObject_Call(meth, args, NULL);
     Py_DECREF(args);
@@ -332,8 +320,31 @@ exit_code_from_exception(void)
     return rc;
 }
 
-/* Runs in the freshly forked child, signals still blocked: undo the master's
- * signal set-up, log the boot as gunicorn does (in the child, so the line
+/* Fork with the queued signals blocked, so the child cannot run the
+ * master's handler (and write into its pipe) before its signals are reset.
+ * Child: 0, with Python and the signal queue reset and the mask still
+ * blocked (*oldmask restores it).  Parent: the child's pid, or -1 with
+ * errno, the mask restored.  CN_GIL. */
+static pid_t
+master_fork(cn_master *m, sigset_t *oldmask)
+{
+    cn_sigq_block(&m->sigq, oldmask);
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        cn_sigq_child_reset(&m->sigq);
+        return 0;
+    }
+    int saved = errno;
+    PyOS_AfterFork_Parent();
+    cn_sigq_setmask(oldmask);
+    errno = saved;
+    return pid;
+}
+
+/* Runs in the freshly forked child (master_fork), signals still blocked:
+ * catch TERM from now on, log the boot as gunicorn does (in the child, so the line
  * carries the worker's pid), call spawn(slot) and _exit with its result.
  * Never returns.  CN_GIL. */
 static void
@@ -343,7 +354,6 @@ run_child(cn_master *m, int slot, const sigset_t *oldmask)
     int code = 0;
     pid_t pid = getpid();
 
-    cn_sigq_child_reset(&m->sigq);
     (void)cn_worker_catch_term_early();
     cn_sigq_setmask(oldmask);
 
@@ -390,7 +400,6 @@ spawn_worker(cn_master *m)
     int slot = -1;
     sigset_t oldmask;
     pid_t pid;
-    int saved_errno;
 
     for (int i = 0; i < m->nslots; i++) {
         if (m->w[i].pid == 0) {
@@ -414,28 +423,18 @@ spawn_worker(cn_master *m)
     m->worker_age++;
     cn_master_hook(m, "pre_fork", "(iK)", slot, (unsigned long long)m->worker_age);
 
-    /* Block the queued signals so the child cannot run the master's handler
-     * (and write into its pipe) before cn_sigq_child_reset. */
-    cn_sigq_block(&m->sigq, &oldmask);
-    PyOS_BeforeFork();
-    pid = fork();
-    saved_errno = errno;
+    pid = master_fork(m, &oldmask);
     if (pid == 0) {
-        PyOS_AfterFork_Child();
         run_child(m, slot, &oldmask); /* does not return */
     }
-    PyOS_AfterFork_Parent();
-    cn_sigq_setmask(&oldmask);
     if (pid < 0) {
-        cn_master_log(m, "error", "Unable to fork a worker: %s",
-                      strerror(saved_errno));
+        cn_master_log(m, "error", "Unable to fork a worker: %s", strerror(errno));
         return -1;
     }
     m->w[slot].pid = pid;
     m->w[slot].age = m->worker_age;
     m->w[slot].generation = m->generation;
     m->w[slot].retiring = 0;
-    m->w[slot].old = 0;
     m->w[slot].aborted = 0;
     m->w[slot].abort_ms = 0;
     m->nalive++;
@@ -557,7 +556,7 @@ murder_workers(cn_master *m)
             }
             continue;
         }
-        int64_t beat = (int64_t)(cn_heartbeat_read(m->hb.buf, i) & ~CN_HB_UNBOOTED);
+        int64_t beat = (int64_t)cn_heartbeat_ms(cn_heartbeat_read(m->hb.buf, i));
         if (now - beat <= m->timeout_ms) {
             continue;
         }
@@ -568,6 +567,21 @@ murder_workers(cn_master *m)
     }
 }
 
+/* A worker of a generation before the last HUP: not counted, gets SIGTERM
+ * once the new generation is accepting (retire_old_generation). */
+static int
+is_old(const cn_master *m, const cn_mworker *w)
+{
+    return w->generation != m->generation;
+}
+
+/* A live worker that counts towards num_workers. */
+static int
+counted(const cn_master *m, const cn_mworker *w)
+{
+    return w->pid != 0 && !w->retiring && !is_old(m, w);
+}
+
 /* Keep `num_workers` non-retiring workers: spawn what is missing, retire the
  * oldest extra ones with SIGTERM (gunicorn's manage_workers).  CN_GIL. */
 static void
@@ -576,7 +590,7 @@ manage_workers(cn_master *m)
     int active = 0;
 
     for (int i = 0; i < m->nslots; i++) {
-        if (m->w[i].pid != 0 && !m->w[i].retiring && !m->w[i].old) {
+        if (counted(m, &m->w[i])) {
             active++;
         }
     }
@@ -599,8 +613,7 @@ manage_workers(cn_master *m)
         int oldest = -1;
         for (int i = 0; i < m->nslots; i++) {
             cn_mworker *w = &m->w[i];
-            if (w->pid != 0 && !w->retiring && !w->old
-                && (oldest < 0 || w->age < m->w[oldest].age)) {
+            if (counted(m, w) && (oldest < 0 || w->age < m->w[oldest].age)) {
                 oldest = i;
             }
         }
@@ -617,7 +630,7 @@ manage_workers(cn_master *m)
  * when it changed, or always with `force` (gunicorn's num_workers setter
  * fires on every reload).  CN_GIL. */
 static void
-set_num_workers_ex(cn_master *m, int n, int force)
+set_num_workers(cn_master *m, int n, int force)
 {
     int old = m->num_workers;
 
@@ -625,12 +638,6 @@ set_num_workers_ex(cn_master *m, int n, int force)
     if (n != old || force) {
         cn_master_hook(m, "nworkers_changed", "(ii)", n, old);
     }
-}
-
-static void
-set_num_workers(cn_master *m, int n)
-{
-    set_num_workers_ex(m, n, 0);
 }
 
 /* After HUP: once every worker of the new generation is accepting (its
@@ -651,7 +658,7 @@ retire_old_generation(cn_master *m)
         if (w->pid == 0 || w->retiring) {
             continue;
         }
-        if (w->old) {
+        if (is_old(m, w)) {
             old++;
         }
         else if (!(cn_heartbeat_read(m->hb.buf, i) & CN_HB_UNBOOTED)) {
@@ -664,7 +671,7 @@ retire_old_generation(cn_master *m)
     m->hup_deadline = 0;
     for (int i = 0; i < m->nslots; i++) {
         cn_mworker *w = &m->w[i];
-        if (w->pid != 0 && w->old && !w->retiring) {
+        if (w->pid != 0 && is_old(m, w) && !w->retiring) {
             w->retiring = 1;
             kill_worker(m, i, SIGTERM);
         }
@@ -687,7 +694,6 @@ begin_stop(cn_master *m, int graceful)
         /* gunicorn's stop() closes the listeners first; a unix socket file
          * stays when a USR2 master (parent or child) still serves on it. */
         int unlink = m->reexec_pid == 0 && m->parent_master == 0;
-        m->hup_deadline = 0;
         cn_master_hook(m, "stopping", "(O)", unlink ? Py_True : Py_False);
     }
     if (graceful) {
@@ -762,7 +768,7 @@ next_wait_ms(cn_master *m)
                 t = w->abort_ms + CN_ABORT_GRACE_MS;
             }
             else if (m->timeout_ms > 0) {
-                t = (int64_t)(cn_heartbeat_read(m->hb.buf, i) & ~CN_HB_UNBOOTED)
+                t = (int64_t)cn_heartbeat_ms(cn_heartbeat_read(m->hb.buf, i))
                     + m->timeout_ms + 1;
             }
             else {
@@ -811,9 +817,9 @@ master_name(const cn_master *m)
     return m->parent_master != 0 ? "Master.2" : "Master";
 }
 
-/* Store hooks.reload()'s (workers, timeout, graceful_timeout).  0, or -1 when
- * the result is malformed (logged; nothing changed).  CN_GIL. */
-static int
+/* Store hooks.reload()'s (workers, timeout, graceful_timeout); a malformed
+ * result is logged and changes nothing.  CN_GIL. */
+static void
 apply_reload(cn_master *m, PyObject *res)
 {
     int workers;
@@ -826,7 +832,7 @@ apply_reload(cn_master *m, PyObject *res)
         || seconds_to_ms(graceful, &g_ms, "graceful_timeout") < 0) {
         PyErr_WriteUnraisable(m->hooks);
         cn_master_log(m, "error", "Reload ignored: bad settings from reload()");
-        return -1;
+        return;
     }
     if (workers < 0) {
         workers = 0;
@@ -839,8 +845,7 @@ apply_reload(cn_master *m, PyObject *res)
     }
     m->timeout_ms = t_ms;
     m->graceful_ms = g_ms;
-    set_num_workers_ex(m, workers, 1);
-    return 0;
+    set_num_workers(m, workers, 1);
 }
 
 /* HUP (gunicorn's reload): hooks.reload() re-reads the configuration, reopens
@@ -860,13 +865,7 @@ handle_hup(cn_master *m)
         apply_reload(m, res);
         Py_DECREF(res);
     }
-    m->generation++;
-    for (int i = 0; i < m->nslots; i++) {
-        cn_mworker *w = &m->w[i];
-        if (w->pid != 0 && !w->retiring) {
-            w->old = 1;
-        }
-    }
+    m->generation++; /* the running workers are the old generation now */
     m->hup_deadline = now_ms() + (m->timeout_ms > 0 && m->timeout_ms < CN_HUP_MAX_WAIT_MS
                                   ? m->timeout_ms : CN_HUP_MAX_WAIT_MS);
     manage_workers(m);
@@ -885,7 +884,7 @@ handle_ttin(cn_master *m)
                       "table", m->nslots / 2);
         return;
     }
-    set_num_workers(m, m->num_workers + 1);
+    set_num_workers(m, m->num_workers + 1, 0);
     manage_workers(m);
 }
 
@@ -895,7 +894,7 @@ handle_ttou(cn_master *m)
     if (m->stop != CN_RUNNING || m->num_workers <= 1) {
         return;
     }
-    set_num_workers(m, m->num_workers - 1);
+    set_num_workers(m, m->num_workers - 1, 0);
     manage_workers(m);
 }
 
@@ -919,7 +918,6 @@ handle_usr2(cn_master *m)
 {
     sigset_t oldmask;
     pid_t pid;
-    int saved_errno;
 
     if (m->stop != CN_RUNNING) {
         return;
@@ -932,27 +930,19 @@ handle_usr2(cn_master *m)
         cn_master_log(m, "warning", "USR2 signal ignored. Parent exists.");
         return;
     }
-    if (m->hooks == NULL || m->hooks == Py_None) {
+    if (m->hooks == NULL) {
         cn_master_log(m, "warning", "USR2 signal ignored: no reexec callback");
         return;
     }
-    cn_sigq_block(&m->sigq, &oldmask);
-    PyOS_BeforeFork();
-    pid = fork();
-    saved_errno = errno;
+    pid = master_fork(m, &oldmask);
     if (pid == 0) {
-        PyOS_AfterFork_Child();
-        cn_sigq_child_reset(&m->sigq);
         cn_sigq_setmask(&oldmask);
         cn_master_hook(m, "reexec", "()"); /* execs; returns only on failure */
         flush_std_streams();
         _exit(1);
     }
-    PyOS_AfterFork_Parent();
-    cn_sigq_setmask(&oldmask);
     if (pid < 0) {
-        cn_master_log(m, "error", "Unable to fork the new master: %s",
-                      strerror(saved_errno));
+        cn_master_log(m, "error", "Unable to fork the new master: %s", strerror(errno));
         return;
     }
     m->reexec_pid = pid;
@@ -971,8 +961,7 @@ handle_winch(cn_master *m)
         return;
     }
     cn_master_log(m, "info", "graceful stop of workers");
-    set_num_workers(m, 0);
-    m->hup_deadline = 0;
+    set_num_workers(m, 0, 0);
     for (int i = 0; i < m->nslots; i++) {
         if (m->w[i].pid != 0) {
             m->w[i].retiring = 1;
