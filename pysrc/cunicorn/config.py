@@ -186,30 +186,29 @@ def validate_post_request(val: Any) -> Callable[..., Any]:
     raise TypeError("Value must have an arity of: 4")
 
 
-def validate_user(val: Any) -> int:
+def _validate_id(
+    val: Any, current: Callable[[], int], lookup: Callable[[str], int], kind: str
+) -> int:
+    """A user or group id: ``current()`` for None, an int or digits as is, else
+    the name through ``lookup`` (ConfigError "No such KIND" when unknown)."""
     if val is None:
-        return os.geteuid()
+        return current()
     if isinstance(val, int):
         return val
     if val.isdigit():
         return int(val)
     try:
-        return pwd.getpwnam(val).pw_uid
+        return lookup(val)
     except KeyError:
-        raise ConfigError(f"No such user: '{val}'") from None
+        raise ConfigError(f"No such {kind}: '{val}'") from None
+
+
+def validate_user(val: Any) -> int:
+    return _validate_id(val, os.geteuid, lambda n: pwd.getpwnam(n).pw_uid, "user")
 
 
 def validate_group(val: Any) -> int:
-    if val is None:
-        return os.getegid()
-    if isinstance(val, int):
-        return val
-    if val.isdigit():
-        return int(val)
-    try:
-        return grp.getgrnam(val).gr_gid
-    except KeyError:
-        raise ConfigError(f"No such group: '{val}'") from None
+    return _validate_id(val, os.getegid, lambda n: grp.getgrnam(n).gr_gid, "group")
 
 
 def auto_int(text: str) -> int:
@@ -243,7 +242,7 @@ def validate_reload_engine(val: Any) -> str:
 
 
 def validate_ssl_version(val: Any) -> Any:
-    if val != ssl.PROTOCOL_TLS_SERVER and val != _SSL_VERSION_DEFAULT:
+    if val != ssl.PROTOCOL_TLS_SERVER:
         sys.stderr.write(
             "Warning: option `ssl_version` is deprecated and it is ignored. "
             "Use ssl_context instead.\n"
@@ -819,7 +818,6 @@ register(
 )
 
 # SSL
-_SSL_VERSION_DEFAULT = ssl.PROTOCOL_TLS_SERVER
 register(
     "keyfile",
     "SSL",
@@ -851,7 +849,7 @@ register(
     "ssl_version",
     "SSL",
     validate_ssl_version,
-    _SSL_VERSION_DEFAULT,
+    ssl.PROTOCOL_TLS_SERVER,
     cli=["--ssl-version"],
     type=int,
     default_doc="ssl.PROTOCOL_TLS_SERVER",
@@ -1885,9 +1883,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "enable_backlog_metric": "no backlog gauge",
     "forwarder_headers": "only the defaults' behaviour (header_map) applies",
     "permit_unconventional_http_version": "versions other than 1.0/1.1 are refused",
-    "initgroups": "supplementary groups are not set",
-    "pre_request": "the hook is not called",
-    "post_request": "the hook is not called",
     "ssl_version": "TLS is not served",
     "cert_reqs": "TLS is not served",
     "ca_certs": "TLS is not served",
@@ -1929,8 +1924,9 @@ DROPPED_SETTINGS: dict[str, str] = {
 _SYNC_NAMES = frozenset(
     {"sync", "egg:gunicorn#sync", "gunicorn.workers.sync.SyncWorker"}
 )
-# gunicorn's worker classes that cunicorn does not have yet, by every spelling.
-_LATER_NAMES = {
+# gunicorn's other worker classes by every spelling, mapped to their short
+# names: gthread and gevent are served; validate() refuses the others.
+_OTHER_WORKER_NAMES = {
     "gthread": "gthread",
     "egg:gunicorn#gthread": "gthread",
     "gunicorn.workers.gthread.ThreadWorker": "gthread",
@@ -2021,7 +2017,7 @@ class Config:
             return "gthread"
         if self.is_sync_uri(uri):
             return "sync"
-        return _LATER_NAMES.get(uri, uri)
+        return _OTHER_WORKER_NAMES.get(uri, uri)
 
     @staticmethod
     def is_sync_uri(uri: Any) -> bool:
@@ -2030,7 +2026,7 @@ class Config:
     def validate(self) -> None:
         """Check settings against each other once everything is loaded; raise
         ConfigError when the configuration cannot be served."""
-        if self.values["certfile"] or self.values["keyfile"]:
+        if self.is_ssl:
             raise ConfigError(
                 "TLS is not supported yet by cunicorn (certfile/keyfile are "
                 "set): terminate TLS in front of it (nginx, haproxy, a load "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import importlib
 import json
 import logging
 import logging.config
@@ -193,6 +194,18 @@ def check_is_writable(path: str) -> None:
         raise RuntimeError(f"Error: '{path}' isn't writable [{e!r}]") from None
 
 
+def access_log_wanted(cfg: Any) -> bool:
+    """Whether an access log can exist for ``cfg`` (gunicorn's condition in
+    Logger.access)."""
+    return bool(
+        cfg.accesslog
+        or cfg.logconfig
+        or cfg.logconfig_dict
+        or cfg.logconfig_json
+        or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
+    )
+
+
 def _escape(value: Any) -> Any:
     # gunicorn's only access-log escaping: a double quote gets a backslash
     if isinstance(value, str) and '"' in value:
@@ -310,12 +323,13 @@ class Logger:
         logconfig_json or logconfig.  RuntimeError for an unusable
         configuration (exit 1 at startup)."""
         self.cfg = cfg
+        # read per response (Statsd.access): computed here, which HUP reruns
+        self.access_log_wanted = access_log_wanted(cfg)
         self.loglevel = LOG_LEVELS.get(cfg.loglevel.lower(), logging.INFO)
         self.error_log.setLevel(self.loglevel)
         self.access_log.setLevel(logging.INFO)
 
-        if cfg.capture_output and cfg.errorlog != "-":
-            self._capture_output(cfg.errorlog)
+        self._capture_output()
 
         self._set_handler(
             self.error_log,
@@ -376,16 +390,18 @@ class Logger:
         except (AttributeError, ImportError, ValueError, TypeError) as exc:
             raise RuntimeError(str(exc)) from None
 
-    def _capture_output(self, path: str) -> None:
-        """stdout and stderr (file descriptors 1 and 2) into the error log
-        file, as gunicorn's capture_output."""
+    def _capture_output(self) -> None:
+        """With capture_output and an error log file: stdout and stderr (file
+        descriptors 1 and 2) into that file, as gunicorn's capture_output."""
+        if not self.cfg.capture_output or self.cfg.errorlog == "-":
+            return
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except Exception:
                 pass
         old = getattr(self, "logfile", None)
-        self.logfile = open(path, "a+")  # noqa: SIM115 (kept open: fds 1 and 2)
+        self.logfile = open(self.cfg.errorlog, "a+")  # noqa: SIM115 (kept open: fds 1 and 2)
         os.dup2(self.logfile.fileno(), 1)
         os.dup2(self.logfile.fileno(), 2)
         if old is not None:
@@ -402,9 +418,7 @@ class Logger:
         h = logging.handlers.SysLogHandler(
             address=addr, facility=facility, socktype=socktype
         )
-        h.setFormatter(fmt)
-        h._gunicorn = True  # type: ignore[attr-defined]
-        log.addHandler(h)
+        self._add_handler(log, h, fmt)
 
     @staticmethod
     def _set_handler(
@@ -429,6 +443,13 @@ class Logger:
         else:
             check_is_writable(output)
             h = logging.FileHandler(output)
+        Logger._add_handler(log, h, fmt)
+
+    @staticmethod
+    def _add_handler(
+        log: logging.Logger, h: logging.Handler, fmt: logging.Formatter
+    ) -> None:
+        """Add ``h`` to ``log``, marked as ours (replaced by the next setup)."""
         h.setFormatter(fmt)
         h._gunicorn = True  # type: ignore[attr-defined]
         log.addHandler(h)
@@ -480,15 +501,12 @@ class Logger:
     @property
     def access_log_enabled(self) -> bool:
         """Whether the worker should call ``access`` after each response: an
-        access log can exist (gunicorn's condition in Logger.access)."""
-        cfg = self.cfg
-        return bool(
-            cfg.accesslog
-            or cfg.logconfig
-            or cfg.logconfig_dict
-            or cfg.logconfig_json
-            or (cfg.syslog and not cfg.disable_redirect_access_to_syslog)
-        )
+        access log can exist (gunicorn's condition in Logger.access), as
+        computed by the last setup."""
+        try:
+            return self.access_log_wanted
+        except AttributeError:  # a subclass whose setup skips Logger.setup
+            return access_log_wanted(self.cfg)
 
     def now(self) -> str:
         """The date in Common Log Format, computed once per second."""
@@ -576,8 +594,7 @@ class Logger:
 
     def reopen_files(self) -> None:
         """Reopen every log file (USR1), and the captured stdout/stderr file."""
-        if self.cfg.capture_output and self.cfg.errorlog != "-":
-            self._capture_output(self.cfg.errorlog)
+        self._capture_output()
         for log in loggers():
             for handler in log.handlers:
                 if isinstance(handler, logging.FileHandler):
@@ -629,18 +646,17 @@ def logger_class(cfg: Any) -> type:
     in gunicorn.  Another dotted path or class must subclass
     ``cunicorn.glogging.Logger`` (the C worker calls its callbacks);
     RuntimeError otherwise."""
-    uri = cfg.values["logger_class"] if hasattr(cfg, "values") else cfg.logger_class
+    # here, not at the top: cunicorn.instrument imports this module
+    from cunicorn.instrument import Statsd
+
+    uri = cfg.logger_class
     if isinstance(uri, str) and uri in _DEFAULT_LOGGERS:
         cls: Any = Logger
     elif isinstance(uri, str) and uri in _STATSD_LOGGERS:
-        from cunicorn.instrument import Statsd
-
         cls = Statsd
     elif isinstance(uri, str):
         module, _, name = uri.replace("#", ".").rpartition(".")
         try:
-            import importlib
-
             cls = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as e:
             raise RuntimeError(f"logger class {uri!r} cannot be loaded: {e}") from None
@@ -652,8 +668,6 @@ def logger_class(cfg: Any) -> type:
             "(cunicorn's worker calls its access and error callbacks)"
         )
     if cls is Logger and cfg.statsd_host is not None:
-        from cunicorn.instrument import Statsd
-
         cls = Statsd
     install = getattr(cls, "install", None)
     if install is not None:

@@ -33,6 +33,18 @@ class Statsd(Logger):
         Logger.__init__(self, cfg)
         # "app" and "app." both become "app."
         self.prefix = re.sub(r"^(.+[^.]+)\.*$", "\\g<1>.", cfg.statsd_prefix)
+        self.dogstatsd_tags = cfg.dogstatsd_tags
+        # appended to every datagram: encoded once, not per send
+        try:
+            self._tag_suffix = (
+                b"|#" + self.dogstatsd_tags.encode("ascii")
+                if self.dogstatsd_tags
+                else b""
+            )
+        except UnicodeEncodeError:
+            raise RuntimeError(
+                f"dogstatsd_tags {self.dogstatsd_tags!r} is not ASCII"
+            ) from None
         host = cfg.statsd_host
         family = socket.AF_UNIX if isinstance(host, str) else socket.AF_INET
         try:
@@ -45,7 +57,6 @@ class Statsd(Logger):
             self.sock.connect(host)
         except Exception:
             self.sock = None
-        self.dogstatsd_tags = cfg.dogstatsd_tags
         self._send_failed = False
 
     @property
@@ -99,13 +110,16 @@ class Statsd(Logger):
 
     def master_log(self, level: str, message: str) -> None:
         Logger.master_log(self, level, message)
-        if level in ("critical", "error", "warning"):
-            self.increment(f"gunicorn.log.{level}", 1)
+        self._count_level(level)
 
     def error_log_callback(
         self, level: str, message: str, with_exception: bool
     ) -> None:
         Logger.error_log_callback(self, level, message, with_exception)
+        self._count_level(level)
+
+    def _count_level(self, level: str) -> None:
+        """gunicorn.log.<level> for a C-side line at warning and above."""
         if level in ("critical", "error", "warning"):
             self.increment(f"gunicorn.log.{level}", 1)
 
@@ -118,7 +132,9 @@ class Statsd(Logger):
         length: int | None,
         request_time: float,
     ) -> None:
-        if Logger.access_log_enabled.fget(self):  # type: ignore[attr-defined]
+        # whether an access log exists (Logger's condition, computed in setup);
+        # access_log_enabled itself is always True here
+        if self.access_log_wanted:
             Logger.access(self, environ, status, resp_headers, length, request_time)
         self.histogram("gunicorn.request.duration", request_time * 1000.0)
         self.increment("gunicorn.requests", 1)
@@ -144,9 +160,7 @@ class Statsd(Logger):
     def _sock_send(self, msg: str) -> None:
         if self.sock is None:
             return
-        data = msg.encode("ascii")
-        if self.dogstatsd_tags:
-            data += b"|#" + self.dogstatsd_tags.encode("ascii")
+        data = msg.encode("ascii") + self._tag_suffix
         try:
             self.sock.send(data)
             self._send_failed = False

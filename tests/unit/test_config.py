@@ -267,6 +267,20 @@ def test_unimplemented_gunicorn_setting_in_config_warns(isolated, capsys):
     assert "'spew' is not implemented by cunicorn yet" in capsys.readouterr().err
 
 
+def test_implemented_settings_do_not_warn(isolated, capsys):
+    # initgroups (arbiter) and the request hooks (hooks.py) are acted on
+    (isolated / "c.py").write_text(
+        "initgroups = True\n"
+        "def pre_request(worker, req):\n    pass\n"
+        "def post_request(worker, req, environ, resp):\n    pass\n"
+    )
+    cfg = load(["-c", "c.py"])
+    assert cfg.initgroups is True
+    assert cfg.changed("pre_request") and cfg.changed("post_request")
+    assert cfg.warnings() == []
+    assert "not implemented" not in capsys.readouterr().err
+
+
 def test_dropped_gunicorn_settings_in_config_warn(isolated, capsys):
     (isolated / "c.py").write_text(
         "debug = True\nx_forwarded_for_header = 'X-FORWARDED-FOR'\nworkers = 2\n"
