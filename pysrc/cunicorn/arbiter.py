@@ -58,8 +58,8 @@ class Arbiter:
         self.pid = os.getpid()
         self.pidfile: Pidfile | None = None
         self.systemd = False
-        self.master_pid = 0  # set in a USR2 child: the old master's pid
-        self.master_name = "Master"
+        # in a USR2 child: the old master's pid (0 once promoted, or if none)
+        self.master_pid = int(os.environ.get("GUNICORN_PID", 0))
         self.num_workers = self.cfg.workers
         self.WORKERS: dict[int, WorkerInfo] = {}
         self._slots: dict[int, WorkerInfo] = {}
@@ -77,6 +77,10 @@ class Arbiter:
     @property
     def LISTENERS(self) -> list[Listener]:  # noqa: N802 (gunicorn's name)
         return self.listeners
+
+    @property
+    def master_name(self) -> str:
+        return "Master.2" if self.master_pid else "Master"
 
     @property
     def proc_name(self) -> str:
@@ -99,6 +103,21 @@ class Arbiter:
 
     def hook(self, name: str, *args: Any) -> None:
         run_hook(self.cfg, self.log, name, *args)
+
+    def _new_worker(self, slot: int, age: int) -> WorkerInfo:
+        """The hooks' ``worker`` object for the worker in ``slot``."""
+        return WorkerInfo(
+            age, slot, self.pid, self.app, self.cfg, self.log, self.listeners
+        )
+
+    def _set_master_title(self) -> None:
+        setproctitle(f"master [{self.proc_name}]")
+
+    def _write_pidfile(self) -> None:
+        """The pid file (``NAME``, ``NAME.2`` in a USR2 child), when --pid is set."""
+        if self.cfg.pidfile:
+            self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
+            self.pidfile.create(self.pid)
 
     # --- master ---
 
@@ -150,14 +169,7 @@ class Arbiter:
         """gunicorn's Arbiter.start: log, pid file, on_starting, listeners,
         heartbeat table, when_ready (after READY=1 to systemd)."""
         self.log.info("Starting cunicorn %s", __version__)
-        if "GUNICORN_PID" in os.environ:
-            self.master_pid = int(os.environ["GUNICORN_PID"])
-            self.master_name = "Master.2"
-        self.pid = os.getpid()
-        if self.cfg.values.get("pidfile"):
-            name = self.cfg.pidfile + (".2" if self.master_pid else "")
-            self.pidfile = Pidfile(name)
-            self.pidfile.create(self.pid)
+        self._write_pidfile()
         self.hook("on_starting", self)
         self.listeners = self.make_listeners()
         self.log.debug("Arbiter booted")
@@ -176,9 +188,9 @@ class Arbiter:
         """Run the server; return the process exit code.  The listeners (and
         unix socket files) are closed and removed, the pid file removed and
         on_exit run when the master returns."""
-        if self.cfg.values.get("daemon") and "GUNICORN_PID" not in os.environ:
+        if self.cfg.daemon and not self.master_pid:
             # a USR2 child is already detached: it stays its parent's child
-            daemonize(bool(self.cfg.values.get("enable_stdio_inheritance")))
+            daemonize(bool(self.cfg.enable_stdio_inheritance))
             self.pid = os.getpid()
         self.set_env()
         self.hook("nworkers_changed", self, self.num_workers, None)
@@ -187,11 +199,10 @@ class Arbiter:
             if code:
                 return code
         cs = self.cserver or _cserver()
-        code = 1
         try:
             self.start()
-            setproctitle(f"master [{self.proc_name}]")
-            code = cs.run_master(
+            self._set_master_title()
+            return cs.run_master(
                 self.heartbeats,
                 workers=self.cfg.workers,
                 timeout=self.cfg.timeout,
@@ -199,10 +210,9 @@ class Arbiter:
                 spawn=self.spawn,
                 log=self.log.master_log,
                 hooks=self,
-                daemon=bool(self.cfg.values.get("daemon")),
+                daemon=bool(self.cfg.daemon),
                 parent_master=self.master_pid,
             )
-            return code
         finally:
             if os.getpid() == self.pid:
                 close_listeners(self.listeners)
@@ -214,9 +224,7 @@ class Arbiter:
     # --- callbacks of the C master loop (see _cserver.pyi) ---
 
     def pre_fork(self, slot: int, age: int) -> None:
-        w = WorkerInfo(
-            age, slot, self.pid, self.app, self.cfg, self.log, self.listeners
-        )
+        w = self._new_worker(slot, age)
         self._slots[slot] = w
         self.hook("pre_fork", self, w)
 
@@ -279,10 +287,8 @@ class Arbiter:
         if self.pidfile is not None:
             self.pidfile.unlink()
             self.pidfile = None
-        if self.cfg.values.get("pidfile"):
-            self.pidfile = Pidfile(self.cfg.pidfile + (".2" if self.master_pid else ""))
-            self.pidfile.create(self.pid)
-        setproctitle(f"master [{self.proc_name}]")
+        self._write_pidfile()
+        self._set_master_title()
         return self.cfg.workers, self.cfg.timeout, self.cfg.graceful_timeout
 
     def reexec(self) -> None:
@@ -307,10 +313,8 @@ class Arbiter:
     def stopping(self, unlink: bool) -> None:
         """Start of a stop: close the listening sockets (new connections are
         refused, not queued for workers that are leaving)."""
-        if self.systemd:
-            unlink = False
-        for lnr in self.listeners:
-            if not unlink:
+        if not unlink:  # (systemd's sockets never have an unlink_path)
+            for lnr in self.listeners:
                 lnr.unlink_path = None
         close_listeners(self.listeners)
         systemd.sd_notify("STOPPING=1", self.log)
@@ -318,11 +322,10 @@ class Arbiter:
     def promoted(self) -> None:
         """The old master is gone: this USR2 child is the master now."""
         self.master_pid = 0
-        self.master_name = "Master"
         os.environ.pop("GUNICORN_PID", None)
-        if self.pidfile is not None and self.cfg.values.get("pidfile"):
+        if self.pidfile is not None:  # set only while --pid is
             self.pidfile.rename(self.cfg.pidfile)
-        setproctitle(f"master [{self.proc_name}]")
+        self._set_master_title()
 
     # --- worker (runs in the forked child) ---
 
@@ -387,7 +390,7 @@ class Arbiter:
                 listeners,
                 base,
                 threads=self.cfg.threads,
-                worker_connections=getattr(self.cfg, "worker_connections", 1000),
+                worker_connections=self.cfg.worker_connections,
                 **kwargs,
             )
         if kind == "gevent":
@@ -418,25 +421,21 @@ class Arbiter:
     def become_worker(self, slot: int) -> WorkerInfo:
         """In the child: the hooks' worker object, process title, user/group
         and umask, then post_fork."""
-        w = self._slots.get(slot) or WorkerInfo(
-            0, slot, self.pid, self.app, self.cfg, self.log, self.listeners
-        )
+        w = self._slots.get(slot) or self._new_worker(slot, 0)
         w.pid = os.getpid()
-        w.ppid = self.pid
         self.worker = w
         self.WORKERS = {}
         setproctitle(f"worker [{self.proc_name}]")
-        umask = self.cfg.values.get("umask")
-        if umask:
-            os.umask(umask)
-        gid, uid = self.cfg.values.get("group"), self.cfg.values.get("user")
-        if isinstance(gid, int) and gid != os.getegid():
-            if self.cfg.values.get("initgroups") and isinstance(uid, int):
+        if self.cfg.umask:
+            os.umask(self.cfg.umask)
+        gid, uid = self.cfg.group, self.cfg.user  # ints (the validators')
+        if gid != os.getegid():
+            if self.cfg.initgroups:
                 import pwd
 
                 os.initgroups(pwd.getpwuid(uid).pw_name, gid)
             os.setgid(gid)
-        if isinstance(uid, int) and uid != os.geteuid():
+        if uid != os.geteuid():
             os.setuid(uid)
         self.hook("post_fork", self, w)
         return w

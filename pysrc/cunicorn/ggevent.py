@@ -2,17 +2,15 @@
 
 The worker loop is C (``_cserver.run_worker_gevent``): one greenlet per
 connection on gevent's hub.  This module only does what gunicorn's GeventWorker
-does in Python before its loop: check that gevent and greenlet are there,
-monkey-patch the standard library (unless the app or the config file already
-did), and reinitialize the hub after fork.
+does in Python before its loop: check that gevent and greenlet are there
+(``missing``, from Config.validate), monkey-patch the standard library (unless
+the app or the config file already did; ``patch``, before the app is loaded)
+and reinitialize the hub after fork.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import Any
-
-from cunicorn.errors import WORKER_BOOT_ERROR
 
 MISSING = (
     "the gevent worker needs gevent and greenlet: "
@@ -40,7 +38,7 @@ def missing() -> str | None:
 def patch() -> None:
     """Monkey-patch the standard library as gunicorn's gevent worker does, unless
     it is patched already (a config file that calls patch_all() itself).  A no-op
-    without gevent (run_worker reports that)."""
+    without gevent (Config.validate reports that)."""
     try:
         from gevent import monkey
     except ImportError:
@@ -53,17 +51,15 @@ def patch() -> None:
 def run_worker(
     arbiter: Any, cs: Any, app: Any, listeners: Any, base: dict, kwargs: dict
 ) -> int:
-    """Run the gevent worker loop in a forked worker; return its exit code."""
-    why = missing()
-    if why is not None:
-        print(f"Error: {why}", file=sys.stderr)
-        sys.stderr.flush()
-        return WORKER_BOOT_ERROR
+    """Run the gevent worker loop in a forked worker (patched already by
+    ``patch``, and gevent checked by Config.validate); return its exit code."""
     import gevent
 
-    patch()
     gevent.reinit()  # the hub's loop after fork, as gunicorn does
-    connections = getattr(arbiter.cfg, "worker_connections", 1000)
     return cs.run_worker_gevent(
-        app, listeners, base, worker_connections=connections, **kwargs
+        app,
+        listeners,
+        base,
+        worker_connections=arbiter.cfg.worker_connections,
+        **kwargs,
     )

@@ -9,58 +9,38 @@ of raising to refuse the start, which still only logs here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
-HOOK_NAMES = (
-    "on_starting",
-    "on_reload",
-    "when_ready",
-    "pre_fork",
-    "post_fork",
-    "post_worker_init",
-    "worker_int",
-    "worker_abort",
-    "pre_exec",
-    "pre_request",
-    "post_request",
-    "child_exit",
-    "worker_exit",
-    "nworkers_changed",
-    "on_exit",
-)
+from cunicorn.config import REGISTRY, Config
 
 
-def get_hook(cfg: Any, name: str) -> Any:
+def get_hook(cfg: Config, name: str) -> Any:
     """The configured callable for hook ``name``, or None when the setting is
-    missing or still gunicorn's do-nothing default."""
-    values = getattr(cfg, "values", None)
-    fn = values.get(name) if isinstance(values, dict) else getattr(cfg, name, None)
-    if not callable(fn):
-        return None
-    try:
-        from cunicorn.config import REGISTRY
-
-        setting = REGISTRY.get(name)
-    except ImportError:  # pragma: no cover
-        setting = None
-    if setting is not None and fn is setting.default:
+    not callable or still gunicorn's do-nothing default."""
+    fn = cfg.values.get(name)
+    if not callable(fn) or fn is REGISTRY[name].default:
         return None
     return fn
 
 
-def is_set(cfg: Any, name: str) -> bool:
+def is_set(cfg: Config, name: str) -> bool:
     return get_hook(cfg, name) is not None
 
 
-def run_hook(cfg: Any, log: Any, name: str, *args: Any) -> None:
-    """Call hook ``name`` with ``args``; log and swallow what it raises."""
-    fn = get_hook(cfg, name)
-    if fn is None:
-        return
+def call_hook(fn: Callable[..., Any], log: Any, name: str, *args: Any) -> None:
+    """Call the hook ``fn`` (named ``name``) with ``args``; log and swallow
+    what it raises."""
     try:
         fn(*args)
     except Exception:
         log.exception("Exception in %s hook", name)
+
+
+def run_hook(cfg: Config, log: Any, name: str, *args: Any) -> None:
+    """Call hook ``name`` with ``args`` when it is set (see call_hook)."""
+    fn = get_hook(cfg, name)
+    if fn is not None:
+        call_hook(fn, log, name, *args)
 
 
 class WorkerInfo:
@@ -161,7 +141,7 @@ class _HookedBody:
             self._done()
 
 
-def wrap_app_for_request_hooks(app: Any, cfg: Any, log: Any, worker: Any) -> Any:
+def wrap_app_for_request_hooks(app: Any, cfg: Config, log: Any, worker: Any) -> Any:
     """``app`` itself when neither pre_request nor post_request is configured
     (the hot path stays free), else a WSGI wrapper that runs them around each
     request.  (A wsgi.file_wrapper body is then iterated, not sent with
@@ -176,7 +156,7 @@ def wrap_app_for_request_hooks(app: Any, cfg: Any, log: Any, worker: Any) -> Any
         resp = ResponseInfo()
         worker.nr += 1
         if pre is not None:
-            run_hook(cfg, log, "pre_request", worker, req)
+            call_hook(pre, log, "pre_request", worker, req)
 
         def sr(status: str, headers: list, exc_info: Any = None) -> Any:
             resp.status = status
@@ -192,7 +172,7 @@ def wrap_app_for_request_hooks(app: Any, cfg: Any, log: Any, worker: Any) -> Any
 
         def done() -> None:
             if post is not None:
-                run_hook(cfg, log, "post_request", worker, req, environ, resp)
+                call_hook(post, log, "post_request", worker, req, environ, resp)
 
         try:
             result = app(environ, sr)

@@ -41,28 +41,26 @@ class Pidfile:
         if self.pid is not None:
             self.create(self.pid)
 
-    def unlink(self) -> None:
-        """Remove the file if it still holds our pid."""
+    def _read(self) -> int:
+        """The pid in the file; 0 when it is missing, unreadable or garbage."""
         try:
             with open(self.fname) as f:
-                pid = int(f.read().strip() or 0)
-            if pid == self.pid:
-                os.unlink(self.fname)
+                return int(f.read().strip() or 0)
         except (OSError, ValueError):
-            pass
+            return 0
+
+    def unlink(self) -> None:
+        """Remove the file if it still holds our pid."""
+        if self.pid and self._read() == self.pid:
+            try:
+                os.unlink(self.fname)
+            except OSError:
+                pass
 
     def validate(self) -> int | None:
         """The pid in the file when that process is alive, else None (no file,
         garbage or a stale pid)."""
-        if not self.fname:
-            return None
-        try:
-            with open(self.fname) as f:
-                wpid = int(f.read().strip() or 0)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return None
+        wpid = self._read()
         if wpid <= 0:
             return None
         try:

@@ -13,7 +13,7 @@ as a 500 with the traceback until the file is fixed.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import select
 import signal
@@ -27,7 +27,6 @@ from typing import Any
 
 # inotify(7)
 IN_MODIFY = 0x002
-IN_ATTRIB = 0x004
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
@@ -77,7 +76,6 @@ class Reloader(threading.Thread):
         self.extra_files = {os.path.abspath(f) for f in extra_files}
         self.callback = callback or (lambda path: None)
         self.interval = interval
-        self.engine = engine
         self.inotify_fd = -1
         if engine in ("auto", "inotify"):
             self.inotify_fd = _inotify_init()
@@ -177,9 +175,11 @@ class Reloader(threading.Thread):
         return out
 
 
+@functools.cache
 def _libc() -> Any:
-    name = ctypes.util.find_library("c")
-    return ctypes.CDLL(name, use_errno=True)
+    """The C library (the process's own symbols: libc is among them), loaded
+    once per process."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _inotify_init() -> int:

@@ -10,7 +10,7 @@ from typing import Any
 SD_LISTEN_FDS_START = 3
 
 
-def listen_fds(unset_environment: bool = True) -> int:
+def listen_fds() -> int:
     """How many sockets systemd passed to this process (fds 3, 4, ...); 0 when
     none or when LISTEN_PID names another process.  Unsets the variables so
     workers and re-executions do not take them for their own."""
@@ -21,14 +21,13 @@ def listen_fds(unset_environment: bool = True) -> int:
         return 0
     if listen_pid != os.getpid():
         return 0
-    if unset_environment:
-        os.environ.pop("LISTEN_PID", None)
-        os.environ.pop("LISTEN_FDS", None)
-        os.environ.pop("LISTEN_FDNAMES", None)
+    os.environ.pop("LISTEN_PID", None)
+    os.environ.pop("LISTEN_FDS", None)
+    os.environ.pop("LISTEN_FDNAMES", None)
     return max(fds, 0)
 
 
-def sd_notify(state: str, log: Any, unset_environment: bool = False) -> None:
+def sd_notify(state: str, log: Any) -> None:
     """Send ``state`` (e.g. ``READY=1``) to NOTIFY_SOCKET when it is set;
     failures are logged at debug and otherwise ignored."""
     addr = os.environ.get("NOTIFY_SOCKET")
@@ -42,6 +41,3 @@ def sd_notify(state: str, log: Any, unset_environment: bool = False) -> None:
             sock.sendall(state.encode("utf-8"))
     except Exception:
         log.debug("Exception while invoking sd_notify()", exc_info=True)
-    finally:
-        if unset_environment:
-            os.environ.pop("NOTIFY_SOCKET", None)
