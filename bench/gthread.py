@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
 import signal
 import socket
@@ -33,36 +32,17 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, str(HERE))
 
-
-def tree_ticks(root: int) -> int:
-    """utime+stime of ``root`` and its live children (ticks)."""
-    pids = [root]
-    try:
-        out = subprocess.run(
-            ["pgrep", "-P", str(root)], capture_output=True, text=True
-        ).stdout
-        pids += [int(p) for p in out.split()]
-    except OSError:
-        pass
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+from run import (  # noqa: E402  (bench/run.py's /proc and wrk helpers)
+    CLK_TCK,
+    HOST,
+    ROOT,
+    free_port,
+    parse_wrk,
+    tree_cpu_ticks,
+    vm_rss_kb,
+)
 
 
 def wait_port(port: int, timeout: float = 15.0) -> bool:
@@ -130,32 +110,8 @@ def wrk(port: int, conns: int, duration: float, path: str = "/") -> dict:
         text=True,
         timeout=duration + 30,
     ).stdout
-    res = {"requests": 0, "rps": 0.0, "p50": None, "p99": None, "errors": 0}
-    m = re.search(r"(\d+) requests in", out)
-    if m:
-        res["requests"] = int(m.group(1))
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m:
-        res["rps"] = float(m.group(1))
-    for key, pat in (
-        ("p50", r"50%\s+([\d.]+)(us|ms|s)"),
-        ("p99", r"99%\s+([\d.]+)(us|ms|s)"),
-    ):
-        m = re.search(pat, out)
-        if m:
-            v = float(m.group(1))
-            res[key] = (
-                v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-            )
-    for pat in (
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-        r"Non-2xx or 3xx responses: (\d+)",
-    ):
-        m = re.search(pat, out)
-        if m:
-            res["errors"] += sum(int(x) for x in m.groups())
-    m = re.search(r"timeout (\d+)", out)
-    res["timeouts"] = int(m.group(1)) if m else 0
+    res = parse_wrk(out)
+    res["errors"] = res["socket_errors"] + res["non2xx"]
     return res
 
 
@@ -166,7 +122,6 @@ class Probe(threading.Thread):
         super().__init__(daemon=True)
         self.port = port
         self.lat: list[float] = []
-        self.failures = 0
         self.stop_evt = threading.Event()
 
     def run(self) -> None:
@@ -185,8 +140,7 @@ class Probe(threading.Thread):
                         raise OSError("closed")
                     buf += chunk
                 self.lat.append((time.perf_counter() - t0) * 1000)
-            except OSError:
-                self.failures += 1
+            except OSError:  # reconnect
                 if sock is not None:
                     sock.close()
                 sock = None
@@ -207,18 +161,16 @@ def measure(cfg: dict, args, conns: int, probe: bool = False) -> dict:
     try:
         wrk(srv.port, conns, args.warmup)
         p = Probe(srv.port) if probe else None
-        t0 = tree_ticks(srv.proc.pid)
+        t0 = tree_cpu_ticks(srv.proc.pid)
         if p:
             p.start()
         res = wrk(srv.port, conns, args.duration)
-        t1 = tree_ticks(srv.proc.pid)
+        t1 = tree_cpu_ticks(srv.proc.pid)
         if p:
             p.stop_evt.set()
             p.join(10)
             res["probe_p99"] = pct(p.lat, 0.99)
             res["probe_p50"] = pct(p.lat, 0.50)
-            res["probe_n"] = len(p.lat)
-            res["probe_fail"] = p.failures
         res["cpu_us"] = (
             (t1 - t0) / CLK_TCK * 1e6 / res["requests"] if res["requests"] else None
         )
@@ -254,21 +206,13 @@ def compare(
             return statistics.median(vals) if vals else None
 
         line = (
-            f"| {label} | {fmt(med('rps'), 0)} | {fmt(med('p50'), 2)}"
-            f" | {fmt(med('p99'), 2)} | {fmt(med('errors'), 0)}"
+            f"| {label} | {fmt(med('rps'), 0)} | {fmt(med('p50_ms'), 2)}"
+            f" | {fmt(med('p99_ms'), 2)} | {fmt(med('errors'), 0)}"
             f" | {fmt(med('cpu_us'))} |"
         )
         if probe:
             line += f" {fmt(med('probe_p50'), 2)} | {fmt(med('probe_p99'), 2)} |"
         print(line, flush=True)
-
-
-def vm_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def idle_rss(args, n: int = 10000) -> None:

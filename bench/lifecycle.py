@@ -57,6 +57,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from run import free_port  # noqa: E402  (bench/run.py)
+
 KINDS = ("ok", "refused", "reset", "eof", "timeout", "non2xx")
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: lifecycle\r\n\r\n"
 
@@ -222,12 +226,6 @@ class WrkLoad:
 
 
 # -- servers -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children(pid: int) -> list[int]:

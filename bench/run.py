@@ -22,9 +22,9 @@ Servers (``--servers``, comma-separated):
     nginx2     nginx `return 200`, 2 workers
 
 The RSS mode (``--rss``) starts one cunicorn worker (-w 1), sends N requests
-with wrk (a Lua script stops each wrk thread after its share) and reads the
-worker's VmRSS from /proc at each mark: issue 2 wants the RSS after 200k
-requests within 1 MB of the RSS after 20k.
+with wrk (a Lua script reports every 500 responses; wrk is interrupted once they
+add up to N) and reads the worker's VmRSS from /proc at each mark: issue 2 wants
+the RSS after 200k requests within 1 MB of the RSS after 20k.
 
 Only 127.0.0.1 is ever contacted; every run is bounded in time; every process
 started here is stopped by its own pid.

@@ -9,7 +9,8 @@
   ``suite_server``    one session-wide server (``tests.apps.suite:app``, 2 sync
                       workers) shared by the black-box tests that need no
                       special flags;
-- a default per-test timeout (pytest-timeout) for tests/blackbox and tests/http.
+- a default per-test timeout (pytest-timeout) for tests/blackbox, tests/http and
+  tests/cli, scaled by CUNICORN_TEST_TIMEOUT_SCALE like explicit timeout marks.
 """
 
 import os
@@ -24,21 +25,27 @@ if str(REPO_ROOT) not in sys.path:
 
 from tests.support.server import Server  # noqa: E402
 
-# Seconds per test in blackbox/ and http/; CUNICORN_TEST_TIMEOUT_SCALE stretches
-# it for slow builds (make sanitize sets 4: ASan makes every request slower).
+# Seconds per test in blackbox/, http/ and cli/ (a server or master that never
+# answers or exits must fail the test, not stall the suite).
+# CUNICORN_TEST_TIMEOUT_SCALE stretches it, and every explicit
+# @pytest.mark.timeout, for slow builds (make sanitize sets 4: ASan makes every
+# request slower).
 TIMEOUT_SCALE = float(os.environ.get("CUNICORN_TEST_TIMEOUT_SCALE", "1"))
-DEFAULT_TIMEOUT = 60 * TIMEOUT_SCALE
+DEFAULT_TIMEOUT = 60
+_DEFAULT_TIMEOUT_DIRS = ("/tests/blackbox/", "/tests/http/", "/tests/cli/")
 
 
 def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("timeout"):
         return
     for item in items:
-        path = str(item.fspath)
-        if ("/tests/blackbox/" in path or "/tests/http/" in path) and not any(
-            item.iter_markers("timeout")
-        ):
-            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT))
+        mark = item.get_closest_marker("timeout")
+        if mark is None:
+            if any(d in str(item.fspath) for d in _DEFAULT_TIMEOUT_DIRS):
+                item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT * TIMEOUT_SCALE))
+        elif TIMEOUT_SCALE != 1 and mark.args:
+            scaled = pytest.mark.timeout(mark.args[0] * TIMEOUT_SCALE, **mark.kwargs)
+            item.add_marker(scaled, append=False)  # the closest mark wins
 
 
 @pytest.fixture

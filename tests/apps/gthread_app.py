@@ -11,7 +11,6 @@ Paths (query parameters in brackets):
   /slowread [ms]      reads the body in 4 KiB pieces, sleeping ``ms`` between
                       them, answers with the byte count
   /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
-  /thread             the name of the thread running the app
   /comm               the OS name of that thread (cunicorn-loop, cunicorn-pool)
   /conc [ms, touch]   counts the requests in the app at once while it sleeps
                       ``ms``; answers the most seen so far (creates ``touch``
@@ -58,6 +57,15 @@ def _conc_sleep(ms):
         return _conc[1]
 
 
+def _touch(environ):
+    """Create the file named by the ``touch`` parameter, if any: the test's
+    sign that the request reached the app."""
+    touch = _qs(environ, "touch")
+    if touch:
+        with open(touch, "w"):
+            pass
+
+
 def _comm():
     with open(f"/proc/self/task/{threading.get_native_id()}/comm", "rb") as f:
         return f.read().strip()
@@ -67,10 +75,7 @@ def app(environ, start_response):
     path = environ["PATH_INFO"]
     body = None
     if path == "/sleep":
-        touch = _qs(environ, "touch")
-        if touch:
-            with open(touch, "w"):
-                pass
+        _touch(environ)
         time.sleep(_q(environ, "ms", 100) / 1000.0)
         body = _comm() if _q(environ, "comm", 0) else b"slept"
     elif path == "/slowread":
@@ -94,13 +99,8 @@ def app(environ, start_response):
         body = _comm() if _q(environ, "comm", 0) else b"spun"
     elif path == "/pid":
         body = str(os.getpid()).encode()
-    elif path == "/thread":
-        body = threading.current_thread().name.encode()
     elif path == "/conc":
-        touch = _qs(environ, "touch")
-        if touch:
-            with open(touch, "w"):
-                pass
+        _touch(environ)
         body = str(_conc_sleep(_q(environ, "ms", 0))).encode()
     elif path == "/comm":
         body = _comm()

@@ -21,7 +21,11 @@ import pytest
 from tests.support.server import (
     REPO_ROOT,
     build_request,
+    cpu_seconds,
+    free_port,
+    kill_and_wait,
     recv_all,
+    recv_response,
     start_server_cmd,
     wait_until,
 )
@@ -45,26 +49,9 @@ def gevent_server(factory, *args, **kw):
 def read_response(sock, timeout=5.0, buf=b""):
     """Read one response with a Content-Length body from ``sock``; return
     (status, headers dict lower-cased, body, bytes left over)."""
-    sock.settimeout(timeout)
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"EOF before a response head: {buf!r}")
-        buf += chunk
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    n = int(headers.get("content-length", "0"))
-    while len(rest) < n:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("EOF inside a response body")
-        rest += chunk
-    return status, headers, rest[:n], rest[n:]
+    resp, rest = recv_response(sock, timeout, buf)
+    headers = {k.lower(): v for k, v in resp.headers}
+    return resp.status, headers, resp.body, rest
 
 
 def get(path, close=False):
@@ -219,12 +206,6 @@ def test_keepalive_and_timeout(server_factory):
     s.close()
 
 
-def _cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_next_request_sent_while_the_app_runs_no_spin(server_factory):
     # The read watcher stays started between waits: when the client's next
     # request arrives while the app still runs, the watcher fires with nobody
@@ -236,7 +217,7 @@ def test_next_request_sent_while_the_app_runs_no_spin(server_factory):
     _, _, pid, left = read_response(s)
     pid = int(pid)
     for sleep_s in (0.2, 0.6):  # the first round warms the worker up
-        cpu0 = _cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         s.sendall(get(f"/sleep?s={sleep_s}"))
         time.sleep(0.1)  # the app is inside its sleep: send the next request now
         s.sendall(get("/hello"))
@@ -244,7 +225,7 @@ def test_next_request_sent_while_the_app_runs_no_spin(server_factory):
         assert (status, body) == (200, b"slept")
         status, _, body, left = read_response(s, buf=left)
         assert (status, body) == (200, b"Hello, World!")
-    used = _cpu_seconds(pid) - cpu0
+    used = cpu_seconds(pid) - cpu0
     assert used < 0.25, f"worker used {used:.2f} s of CPU during a 0.6 s sleep"
     s.close()
 
@@ -374,12 +355,6 @@ def test_missing_gevent_is_one_clear_error(tmp_path):
 # ---------------------------------------------------------------- seed config
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SEED_APP = """\
 import os
 
@@ -411,7 +386,7 @@ def test_seed_gevent_config_served_unchanged(tmp_path):
     (work / "log").mkdir(parents=True)
     shutil.copy(SEED_CONFIG, work / "gunicorn_gevent.py")
     (work / "seedapp.py").write_text(SEED_APP.format(version="v1"))
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "cunicorn", "-c", "gunicorn_gevent.py"]
     cmd += ["-b", f"127.0.0.1:{port}", "seedapp:app"]
@@ -469,17 +444,4 @@ def test_seed_gevent_config_served_unchanged(tmp_path):
         assert not re.search(r"\] INFO ", error.read_text())
     finally:
         if master is not None:
-            try:
-                os.kill(master, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-
-            def gone():
-                try:
-                    os.kill(master, 0)
-                    return False
-                except ProcessLookupError:
-                    return True
-
-            if not wait_until(gone, 15):
-                os.kill(master, signal.SIGKILL)
+            kill_and_wait(master, timeout=15)

@@ -13,8 +13,10 @@ import pytest
 
 from tests.support.server import (
     build_request,
+    cpu_seconds,
     parse_response,
     recv_all,
+    recv_response,
     wait_until,
 )
 
@@ -24,27 +26,9 @@ APP = "tests.apps.gthread_app:app"
 def read_one(sock, timeout=5.0):
     """Read exactly one Content-Length-framed response from a kept-alive
     socket; returns (head_text, body)."""
-    sock.settimeout(timeout)
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError(f"closed before a full head: {buf!r}")
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    text = head.decode("latin-1")
-    length = 0
-    for line in text.split("\r\n")[1:]:
-        k, _, v = line.partition(":")
-        if k.strip().lower() == "content-length":
-            length = int(v)
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise EOFError("closed mid-body")
-        body += chunk
-    assert len(body) == length, "extra bytes after a response"
-    return text, body
+    resp, rest = recv_response(sock, timeout)
+    assert not rest, "extra bytes after a response"
+    return resp.raw.partition(b"\r\n\r\n")[0].decode("latin-1"), resp.body
 
 
 def get(path):
@@ -241,12 +225,10 @@ def test_emfile_backs_off_and_recovers(server_factory, tmp_path):
             held.append(socket.create_connection(("127.0.0.1", srv.port), timeout=5))
         srv.wait_for_log(r"too many open files", timeout=10)
         # no busy loop while out of descriptors
-        with open(f"/proc/{pid}/stat") as f:
-            t0 = sum(int(x) for x in f.read().split()[13:15])
+        t0 = cpu_seconds(pid)
         time.sleep(1.0)
-        with open(f"/proc/{pid}/stat") as f:
-            t1 = sum(int(x) for x in f.read().split()[13:15])
-        assert t1 - t0 < 30, "worker spins while out of descriptors"
+        t1 = cpu_seconds(pid)
+        assert t1 - t0 < 0.3, "worker spins while out of descriptors"
     finally:
         for c in held:
             c.close()
@@ -393,7 +375,7 @@ class _KeepAliveLoad:
                     assert recv_all(s, timeout=5) == b""
                     s.close()
                     s = None
-            except (OSError, EOFError, AssertionError) as e:
+            except (OSError, AssertionError) as e:
                 self.errors.append(repr(e))
                 if s is not None:
                     s.close()
@@ -416,7 +398,6 @@ class _KeepAliveLoad:
             t.join(10)
 
 
-@pytest.mark.timeout(60)
 def test_hup_under_keepalive_load_loses_nothing(server_factory, threads):
     # issue 3: a retiring worker keeps watching its idle keep-alive
     # connections and answers what arrives with Connection: close
@@ -432,7 +413,6 @@ def test_hup_under_keepalive_load_loses_nothing(server_factory, threads):
     assert srv.alive()
 
 
-@pytest.mark.timeout(60)
 def test_max_requests_under_keepalive_load_loses_nothing(server_factory, threads):
     srv = start(server_factory, threads, "-w", "2", "--max-requests", "40")
     with _KeepAliveLoad(srv) as load:

@@ -18,7 +18,10 @@ import pytest
 from tests.support.server import (
     REPO_ROOT,
     build_request,
+    is_cunicorn,
     parse_response,
+    pid_gone,
+    read_pid,
     recv_all,
     start_server_cmd,
     wait_until,
@@ -32,28 +35,6 @@ def get(port, target="/", timeout=5.0):
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(build_request("GET", target))
         return parse_response(recv_all(s, timeout))
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-
-
-def is_cunicorn(pid: int) -> bool:
-    try:
-        return b"cunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
 
 
 def hook_lines(path: Path) -> list[list[str]]:

@@ -8,7 +8,6 @@ SIGKILL of the master and of every worker pid seen in the log).
 """
 
 import os
-import re
 import signal
 import time
 
@@ -17,6 +16,7 @@ import pytest
 from tests.support.server import (
     build_request,
     parse_response,
+    pid_gone,
     recv_all,
     start_server_cmd,
     wait_until,
@@ -35,15 +35,6 @@ def answering_pid(srv) -> int:
     word, pid = resp.body.split()
     assert word == b"ok"
     return int(pid)
-
-
-def pid_gone(pid: int) -> bool:
-    """True once ``pid`` no longer exists or is a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def start_in_flight(srv, target):
@@ -215,29 +206,14 @@ def test_hup_starts_new_workers_then_retires_the_old(server_factory):
     assert srv.alive()
 
 
-def test_term_while_a_worker_boots_lets_it_exit_cleanly(tmp_path):
+def test_term_while_a_worker_boots_lets_it_exit_cleanly(server_factory):
     # gunicorn's workers install their signal handlers before importing the app:
     # a TERM during a slow import ends the worker cleanly after boot, never by
-    # the signal's default action.
-    log_path = tmp_path / "boot.log"
-    with open(log_path, "wb") as log:
-        proc = start_server_cmd(
-            APP, "-w", "1", env={"LIFECYCLE_IMPORT_DELAY": "2"}, log_file=log
-        )
-    try:
-        booted = wait_until(
-            lambda: re.search(r"Booting worker with pid: (\d+)", log_path.read_text()),
-            timeout=10,
-        )
-        assert booted, log_path.read_text()
-        pid = int(booted.group(1))
-        os.kill(pid, signal.SIGTERM)
-        exiting = wait_until(
-            lambda: f"Worker exiting (pid: {pid})" in log_path.read_text(), timeout=10
-        )
-        text = log_path.read_text()
-        assert exiting, text
-        assert f"Worker (pid:{pid}) was sent SIGTERM" not in text, text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    # the signal's default action.  server_factory returns at the worker's
+    # "Booting worker" line, logged before the 2 s import starts.
+    srv = server_factory(APP, "-w", "1", env={"LIFECYCLE_IMPORT_DELAY": "2"})
+    (pid,) = srv.worker_pids()
+    os.kill(pid, signal.SIGTERM)
+    srv.wait_for_log(rf"Worker exiting \(pid: {pid}\)", timeout=10)
+    text = srv.log_text()
+    assert f"Worker (pid:{pid}) was sent SIGTERM" not in text, text

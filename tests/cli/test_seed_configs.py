@@ -14,7 +14,14 @@ import sys
 import pytest
 from cunicorn.config import worker_class_available
 
-from tests.support.server import REPO_ROOT, parse_response, wait_until
+from tests.support.server import (
+    REPO_ROOT,
+    free_port,
+    kill_and_wait,
+    parse_response,
+    read_pid,
+    wait_until,
+)
 
 SEEDS = REPO_ROOT.parent / "shared" / "seed-configs"
 if not SEEDS.is_dir():
@@ -33,12 +40,6 @@ pytestmark = [
         reason="the seed configs import gevent.monkey",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(tmp_path, seed):
@@ -82,34 +83,6 @@ def answers(port):
         return True
     except OSError:
         return False
-
-
-def read_pid(path):
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def kill_and_wait(pid, timeout=10):
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    if not wait_until(lambda: not _alive(pid), timeout):
-        os.kill(pid, signal.SIGKILL)
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie child of ours counts as gone
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return True
 
 
 def test_sync_seed_four_workers_and_access_log(tmp_path):

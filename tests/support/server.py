@@ -36,8 +36,14 @@ the deadline passes.  Attributes / methods:
 Module helpers: ``build_request(method, target, headers=(), body=b"",
 version="HTTP/1.1")``, ``parse_response(raw, head_request=False)`` →
 :class:`Response`, ``recv_until(sock, marker, timeout)``, ``recv_all(sock,
-timeout)``, ``wait_until(predicate, timeout)``, ``start_server_cmd(...)`` (the
-raw Popen for tests that expect the start to fail, e.g. exit codes).
+timeout)``, ``recv_response(sock, timeout, buf)`` → (Response, bytes after it)
+on a kept-alive socket, ``wait_until(predicate, timeout)``,
+``start_server_cmd(...)`` (the raw Popen for tests that expect the start to
+fail, e.g. exit codes).
+
+Process helpers: ``pid_gone(pid)``, ``is_cunicorn(pid)``, ``read_pid(path)``,
+``kill_and_wait(pid, timeout)`` (TERM, bounded wait, KILL), ``cpu_seconds(pid)``,
+``free_port()``.
 """
 
 from __future__ import annotations
@@ -214,7 +220,7 @@ class Server:
                 self.wait_exit(5)
         # Never leave orphans behind: workers we saw boot are ours.
         for wpid in workers:
-            if _pid_alive(wpid) and _is_child_of_server(wpid, self.proc.pid):
+            if not pid_gone(wpid) and is_cunicorn(wpid):
                 try:
                     os.kill(wpid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -304,23 +310,59 @@ class Server:
         return self.log_text()[-n:]
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_gone(pid: int) -> bool:
+    """True once ``pid`` no longer exists or is a zombie."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, ProcessLookupError):  # exited before / while read
         return True
 
 
-def _is_child_of_server(pid: int, master: int) -> bool:
-    """True if ``pid`` (a worker we saw boot) is still a cunicorn process; the
-    check guards against pid reuse before we SIGKILL a leftover worker."""
+def is_cunicorn(pid: int) -> bool:
+    """True if ``pid`` is a cunicorn process; checked before SIGKILLing a pid
+    seen in a log or pid file, against pid reuse."""
     try:
         return b"cunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def read_pid(path: os.PathLike) -> int | None:
+    """The pid in a pid file, or None while it is missing or incomplete."""
+    try:
+        return int(Path(path).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM ``pid``, wait (bounded) until it is gone, else SIGKILL it."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if not wait_until(lambda: pid_gone(pid), timeout):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (/proc/PID/stat, read past the
+    parenthesised command name, which may hold spaces)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (for servers bound to a fixed
+    port, such as the seed configs)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
@@ -365,6 +407,33 @@ def recv_until(sock: socket.socket, marker: bytes, timeout: float = 5.0) -> byte
             raise AssertionError(f"EOF before {marker!r}: {buf[:500]!r}")
         buf += b
     return buf
+
+
+def recv_response(
+    sock: socket.socket, timeout: float = 5.0, buf: bytes = b""
+) -> tuple[Response, bytes]:
+    """Read one response from a kept-alive socket: its head, then a body
+    framed by Content-Length (none: an empty body; not for chunked bodies).
+    ``buf`` holds bytes already read from ``sock``. Returns the response and
+    the bytes received past it. ``timeout`` bounds each wait for data
+    (socket.timeout); ConnectionError on EOF before the response is whole."""
+    sock.settimeout(timeout)
+
+    def more(what):
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"EOF {what}: {buf[:500]!r}")
+        return chunk
+
+    while b"\r\n\r\n" not in buf:
+        buf += more("before a response head")
+    body_at = buf.index(b"\r\n\r\n") + 4
+    head = parse_response(buf[:body_at], head_request=True)
+    length = int(head.header("Content-Length", "0"))
+    while len(buf) < body_at + length:
+        buf += more("inside a response body")
+    end = body_at + length
+    return parse_response(buf[:end]), buf[end:]
 
 
 def build_request(
