@@ -8,6 +8,8 @@ import pytest
 from cunicorn.app import Application
 from cunicorn.config import REGISTRY, Config, settings_markdown, validate_pos_int
 
+from tests.support.config import load, load_exit
+
 DEFAULT_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 # name: (flags, default) exactly as gunicorn 27's config.py
@@ -34,11 +36,6 @@ GUNICORN = {
     "limit_request_field_size": (["--limit-request-field_size"], 8190),
     "config": (["-c", "--config"], "./gunicorn.conf.py"),
 }
-
-
-def load(argv):
-    """The configuration for argv with APP_MODULE 'x:app' appended."""
-    return Application([*argv, "x:app"]).cfg
 
 
 @pytest.mark.parametrize("name", sorted(GUNICORN))
@@ -140,10 +137,8 @@ def test_app_module_positional():
     ],
 )
 def test_bad_value_is_argparse_error_naming_the_option(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code == 2
     assert message in err
     assert err.startswith("usage: cunicorn [OPTIONS] [APP_MODULE]")
 
@@ -201,10 +196,9 @@ def test_bind_on_command_line_replaces_default_and_env(monkeypatch):
 
 def test_bad_value_in_env_args_exits_2(monkeypatch, capsys):
     monkeypatch.setenv("GUNICORN_CMD_ARGS", "-w nope")
-    with pytest.raises(SystemExit) as exc:
-        load([])
-    assert exc.value.code == 2
-    assert "invalid int value: 'nope'" in capsys.readouterr().err
+    code, err = load_exit([], capsys)
+    assert code == 2
+    assert "invalid int value: 'nope'" in err
 
 
 # --- config files ---
@@ -237,27 +231,23 @@ def test_config_from_python_module(isolated, app_module):
 
 def test_config_file_invalid_value_exits_1(isolated, capsys):
     (isolated / "c.py").write_text("workers = 'many'\n")
-    with pytest.raises(SystemExit) as exc:
-        load(["-c", "c.py"])
-    assert exc.value.code == 1
-    assert "Invalid value for workers: many" in capsys.readouterr().err
+    code, err = load_exit(["-c", "c.py"], capsys)
+    assert code == 1
+    assert "Invalid value for workers: many" in err
 
 
 def test_config_file_exception_exits_1_with_traceback(isolated, capsys):
     (isolated / "c.py").write_text("raise ValueError('boom')\n")
-    with pytest.raises(SystemExit) as exc:
-        load(["-c", "c.py"])
-    assert exc.value.code == 1
-    err = capsys.readouterr().err
+    code, err = load_exit(["-c", "c.py"], capsys)
+    assert code == 1
     assert "Failed to read config file:" in err
     assert "ValueError: boom" in err
 
 
 def test_missing_config_file_exits_1(capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(["-c", "nope.py"])
-    assert exc.value.code == 1
-    assert "'nope.py' doesn't exist" in capsys.readouterr().err
+    code, err = load_exit(["-c", "nope.py"], capsys)
+    assert code == 1
+    assert "'nope.py' doesn't exist" in err
 
 
 def test_unimplemented_gunicorn_setting_in_config_warns(isolated, capsys):
@@ -318,10 +308,9 @@ def test_sync_worker_spellings(argv):
     ],
 )
 def test_unsupported_worker_classes_are_clear_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code == 1
-    assert message in capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code == 1
+    assert message in err
 
 
 @pytest.mark.parametrize(
@@ -337,10 +326,8 @@ def test_worker_classes_need_their_c_loop(argv, name, capsys, monkeypatch):
     from cunicorn import config
 
     monkeypatch.setattr(config, "worker_class_available", lambda n: False)
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code == 1
-    err = capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code == 1
     assert f"worker class {name!r} is not available in this build" in err
 
 

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from cunicorn import cli
-from cunicorn.app import Application
 from cunicorn.config import (
     DROPPED_SETTINGS,
     NOT_IMPLEMENTED,
@@ -16,6 +15,8 @@ from cunicorn.config import (
     Config,
     settings_markdown,
 )
+
+from tests.support.config import load, load_exit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -128,10 +129,6 @@ HOOKS = {
     "on_exit": 1,
     "ssl_context": 2,
 }
-
-
-def load(argv):
-    return Application([*argv, "x:app"]).cfg
 
 
 @pytest.mark.parametrize("name", sorted(GUNICORN))
@@ -248,10 +245,9 @@ def test_flag_sets_setting(argv, name, value, capsys):
     ],
 )
 def test_bad_flag_values(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code in (1, 2)
-    assert message in capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code in (1, 2)
+    assert message in err
 
 
 @pytest.mark.parametrize(
@@ -266,10 +262,9 @@ def test_bad_flag_values(argv, message, capsys):
 )
 def test_bad_values_in_config_file_exit_1(isolated, source, message, capsys):
     (isolated / "c.py").write_text(source + "\n")
-    with pytest.raises(SystemExit) as exc:
-        load(["-c", "c.py"])
-    assert exc.value.code == 1
-    assert message in capsys.readouterr().err
+    code, err = load_exit(["-c", "c.py"], capsys)
+    assert code == 1
+    assert message in err
 
 
 @pytest.mark.parametrize(
@@ -277,10 +272,9 @@ def test_bad_values_in_config_file_exit_1(isolated, source, message, capsys):
     [["--certfile", "c.pem"], ["--keyfile", "k.pem"]],
 )
 def test_tls_is_a_clear_error(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code == 1
-    assert "TLS is not supported yet" in capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code == 1
+    assert "TLS is not supported yet" in err
 
 
 @pytest.mark.parametrize(
@@ -293,10 +287,9 @@ def test_tls_is_a_clear_error(argv, capsys):
     ],
 )
 def test_unsupported_modes_are_clear_errors(argv, message, capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(argv)
-    assert exc.value.code == 1
-    assert message in capsys.readouterr().err
+    code, err = load_exit(argv, capsys)
+    assert code == 1
+    assert message in err
 
 
 @pytest.mark.parametrize(
@@ -332,10 +325,9 @@ def test_raw_env_as_dict():
 
 
 def test_raw_env_without_equals_exits_1(capsys):
-    with pytest.raises(SystemExit) as exc:
-        load(["-e", "NOEQUALS"])
-    assert exc.value.code == 1
-    assert "environment setting 'NOEQUALS' invalid" in capsys.readouterr().err
+    code, err = load_exit(["-e", "NOEQUALS"], capsys)
+    assert code == 1
+    assert "environment setting 'NOEQUALS' invalid" in err
 
 
 def test_sendfile_follows_gunicorn(monkeypatch):
