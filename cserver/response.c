@@ -783,9 +783,7 @@ sr_frame(cn_sr *self, int64_t known_len)
     /* A worker that decided to retire (TERM, or its max_requests reached by
      * this or another thread's request) says so on every head it sends
      * from then on: its client reconnects instead of racing the close. */
-    if (cn_worker_stopping()
-        || (self->w->max_requests > 0
-            && self->w->requests >= (uint64_t)self->w->max_requests)) {
+    if (cn_worker_stopping() || cn_worker_max_reached(self->w, 0)) {
         c->must_close = 1;
     }
     self->keepalive = c->keepalive && !c->must_close;

@@ -285,12 +285,11 @@ serve_one(cn_gthread *g, gt_conn *gc)
     /* Connection: close on the responses of a worker about to retire, and
      * when keep-alive is off (--keep-alive 0, as gunicorn). */
     if (w->keepalive_ms == 0 || atomic_load(&g->stop_req) || atomic_load(&g->retire_req)
-        || (w->max_requests > 0 && w->requests + 1 >= (uint64_t)w->max_requests)) {
+        || cn_worker_max_reached(w, 1)) {
         c->keepalive = 0;
     }
     int r = cn_serve_request(w, c);
-    if (w->max_requests > 0 && w->requests >= (uint64_t)w->max_requests
-        && !atomic_load(&g->retire_req)) {
+    if (cn_worker_max_reached(w, 0) && !atomic_load(&g->retire_req)) {
         atomic_store(&g->retire_req, 1); /* the hand-back wakes the loop */
     }
     if (r == 1 && !c->body_done && cn_conn_discard_body(c, GT_DISCARD_LIMIT) < 0) {

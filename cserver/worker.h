@@ -94,6 +94,15 @@ int cn_worker_install_signals(void);
  * CN_GIL (worker_args.c). */
 int cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObject *kwargs);
 
+/* Whether the worker has served max_requests once `more` requests are
+ * added to those counted (0: now; 1: after the one about to be served):
+ * then it retires (gunicorn's max_requests, jitter applied). */
+static inline int
+cn_worker_max_reached(const cn_worker *w, uint64_t more)
+{
+    return w->max_requests > 0 && w->requests + more >= (uint64_t)w->max_requests;
+}
+
 /* Pop the int keyword `name` from `kw` (a dict the caller owns) into *out,
  * which keeps its default when absent; below `lo` is a ValueError.  0, or
  * -1 with an exception.  CN_GIL. */

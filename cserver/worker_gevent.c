@@ -625,7 +625,7 @@ serve_connection(gconn *gc)
         if (r != 1) {
             return r < 0;
         }
-        int last = w->max_requests > 0 && w->requests + 1 >= (uint64_t)w->max_requests;
+        int last = cn_worker_max_reached(w, 1);
         if (gw->stopping || gw->stop_asked || last || w->keepalive_ms == 0) {
             c->keepalive = 0; /* the response says Connection: close */
         }

@@ -160,7 +160,7 @@ cn_run_worker(PyObject *module, PyObject *args, PyObject *kwargs)
             cn_worker_log(w, "info", "Parent changed, shutting down", 0);
             break;
         }
-        if (w->max_requests > 0 && w->requests >= (uint64_t)w->max_requests) {
+        if (cn_worker_max_reached(w, 0)) {
             cn_worker_log(w, "info", "Autorestarting worker after current request.", 0);
             break;
         }
