@@ -27,6 +27,7 @@
 #define CN_INITIAL_BUF 8192
 #define CN_LINGER_MS 1000
 #define CN_LINGER_BYTES (256 * 1024)
+#define CN_SEND_HOLDING_GIL (64 * 1024) /* see cn_conn_sendv */
 
 /* Release the GIL around blocking I/O, unless the worker waits
  * cooperatively (gevent: the GIL stays held and coop_wait switches to the
@@ -290,9 +291,49 @@ cn_conn_read_body(cn_conn *c, char *dst, size_t n)
     return -1;
 }
 
+/* Drop the n bytes writev sent from the front of *iov. */
+static void
+iov_advance(struct iovec **iov, int *iovcnt, size_t n)
+{
+    while (*iovcnt > 0 && n >= (*iov)->iov_len) {
+        n -= (*iov)->iov_len;
+        (*iov)++;
+        (*iovcnt)--;
+    }
+    if (*iovcnt > 0) {
+        (*iov)->iov_base = (char *)(*iov)->iov_base + n;
+        (*iov)->iov_len -= n;
+    }
+}
+
 int
 cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 {
+    /* A response that fits the socket's buffer is sent with the GIL held:
+     * the socket is non-blocking, the copy takes microseconds, and giving
+     * the GIL up costs taking it back, which under contention (the gthread
+     * worker's pool beside GIL-free inference) waits up to the interpreter's
+     * switch interval.  The GIL goes only to wait, or to copy a large one. */
+    size_t bytes = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        bytes += iov[i].iov_len;
+    }
+    if (bytes <= CN_SEND_HOLDING_GIL) {
+        ssize_t n;
+        do {
+            n = writev(c->fd, iov, iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->must_close = 1;
+            return -errno;
+        }
+        if (n > 0) {
+            iov_advance(&iov, &iovcnt, (size_t)n);
+        }
+        if (iovcnt == 0) {
+            return 0;
+        }
+    }
     int err = 0;
     CN_IO_BEGIN(c)
     while (iovcnt > 0) {
@@ -311,16 +352,7 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
             err = -errno;
             break;
         }
-        size_t left = (size_t)n;
-        while (iovcnt > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
+        iov_advance(&iov, &iovcnt, (size_t)n);
     }
     CN_IO_END(c)
     if (err < 0) {

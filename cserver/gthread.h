@@ -10,7 +10,9 @@
  *           keep-alive, reading and parsing heads, lingering closes, the
  *           heartbeat;
  *   pool    N threads that take the GIL to run cn_serve_request on a parsed
- *           request, then hand the connection back to the loop.
+ *           request, then hand the connection back to the loop;
+ *   fast    with N > 1, one more pool thread for short requests while the
+ *           N hold long ones (threadpool.c, "The fast lane").
  *
  * Inline serving.  When the pool holds no long request (serving or queued),
  * a request whose route is known to be short (learned CPU and wall time
@@ -71,7 +73,8 @@ enum {
 };
 enum { GT_JOB_SERVE = 0, GT_JOB_ERROR = 1 };
 
-#define GT_INLINE_US 500                /* routes shorter than this: inline */
+#define GT_INLINE_US 500                /* routes shorter than this ... */
+#define GT_INLINE_CPU_US 200            /* ... using less CPU: inline */
 #define GT_INLINE_BUDGET_NS 2000000LL   /* inline serving per loop iteration */
 #define GT_WATCH_MS 5                   /* inline this long: the main thread
                                          * takes the loop over */
@@ -135,10 +138,12 @@ typedef struct cn_gthread {
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cv;    /* work queued, or shutdown */
     pthread_cond_t exit_cv;    /* a pool thread exited */
+    pthread_cond_t fast_cv;    /* the fast lane has work, or shutdown */
     gt_conn *q_head, *q_tail;  /* requests in arrival order */
     gt_conn *f_head, *f_tail;  /* short requests: taken first, see pool_pop */
     int fast_run;              /* short requests taken in a row */
     int idle;                  /* pool threads waiting on pool_cv */
+    int fast_idle;             /* the fast lane waits on fast_cv */
     int shutdown;              /* pool threads exit when the queue is empty */
     int alive;                 /* pool threads still running */
 
@@ -172,8 +177,9 @@ typedef struct cn_gthread {
     int done_fd;               /* eventfd the loop thread signals on exit */
 
     pthread_t loop_thread;
-    pthread_t *threads;
+    pthread_t *threads;        /* the pool's, then the fast lane's */
     int nstarted;
+    int fast_lane;             /* 1 when there is one: nthreads > 1 */
 } cn_gthread;
 
 /* loop.c ------------------------------------------------------------------ */

@@ -14,10 +14,19 @@
  * calls, a 50 µs health check waits 100 ms.  So the pool learns what each
  * route (method and path) costs in CPU time, as a moving average per route
  * in a small direct-mapped table, and a request whose route costs less than
- * a quarter of the average request goes to the short list, taken first.
- * When every request costs about the same (one route, or similar ones),
- * nothing is short and the order is plain arrival order.  No starvation:
- * after GT_FAST_RUN short requests in a row, one from the other list.
+ * a quarter of the average request, or is short outright (fit to serve
+ * inline: inline_request_ok), goes to the short list, taken first.  When
+ * every request costs about the same (one route, or similar ones), all go
+ * to one list and the order is plain arrival order.  No starvation: after
+ * GT_FAST_RUN short requests in a row, one from the other list.
+ *
+ * The fast lane.  When every thread holds a long request (a model call, a
+ * slow upstream), a short one would still wait for the first of them to
+ * end.  One more thread, the fast lane, serves short requests (the head of
+ * the short list, fit to serve inline) at such times only.  It serves in
+ * the slot the next thread to finish frees, which waits for it: the app
+ * runs --threads requests, plus one short one for its length.  With
+ * --threads 1 there is none: one request at a time, as in gunicorn.
  *
  * Lock order (see gthread.h): GIL -> pool_mu.  A thread holding pool_mu
  * never takes the GIL: to sleep on the queue a thread drops pool_mu, releases
@@ -146,7 +155,7 @@ inline_request_ok(cn_gthread *g, gt_conn *gc)
     }
     gt_route *r = &g->routes[gc->route % GT_ROUTES];
     return route_known(g, gc->route)
-           && atomic_load_explicit(&r->cost_us, memory_order_relaxed) < GT_INLINE_US
+           && atomic_load_explicit(&r->cost_us, memory_order_relaxed) < GT_INLINE_CPU_US
            && atomic_load_explicit(&r->wall_us, memory_order_relaxed) < GT_INLINE_US;
 }
 
@@ -159,13 +168,24 @@ classify(cn_gthread *g, gt_conn *gc)
     gc->longreq = !inline_request_ok(g, gc);
 }
 
+/* Whether the fast lane should take the head of the short list: a request
+ * fit to serve inline (short, nothing more to read), while every serving
+ * slot is held and a long request holds one of them.  pool_mu held. */
+static int
+fast_ready(cn_gthread *g)
+{
+    return g->f_head != NULL && !g->f_head->longreq
+           && atomic_load_explicit(&g->busy, memory_order_relaxed) >= g->nthreads
+           && atomic_load_explicit(&g->busy_long, memory_order_relaxed) > 0;
+}
+
 /* Append gc (classified) to its list; wake an idle pool thread when `wake`
  * (a pool thread queueing work for itself does not: it takes from the
  * queue next).  The thread that owns gc, no GIL needed. */
 static void
 queue_push(cn_gthread *g, gt_conn *gc, int wake)
 {
-    int fast = route_is_short(g, gc);
+    int fast = !gc->longreq || route_is_short(g, gc);
     pthread_mutex_lock(&g->pool_mu);
     gc->next = NULL;
     gt_conn **head = fast ? &g->f_head : &g->q_head;
@@ -180,6 +200,9 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
     atomic_fetch_add_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
     if (wake && g->idle > 0) {
         pthread_cond_signal(&g->pool_cv);
+    }
+    if (g->fast_idle && fast_ready(g)) {
+        pthread_cond_signal(&g->fast_cv);
     }
     pthread_mutex_unlock(&g->pool_mu);
 }
@@ -216,32 +239,43 @@ slot_take(cn_gthread *g)
     return 0;
 }
 
-/* Take the next queued connection; NULL when the pool shuts down.  Called
- * and returns with the GIL; releases it only when it has to sleep (under
- * load the queue is rarely empty and the GIL is kept). */
+/* Unlink the head of the short list (fast) or of the other, which the
+ * caller saw is there, and count it as served.  pool_mu held. */
+static gt_conn *
+queue_take(cn_gthread *g, int fast)
+{
+    gt_conn **head = fast ? &g->f_head : &g->q_head;
+    gt_conn **tail = fast ? &g->f_tail : &g->q_tail;
+    gt_conn *gc = *head;
+    *head = gc->next;
+    if (*head == NULL) {
+        *tail = NULL;
+    }
+    gc->next = NULL;
+    g->fast_run = fast ? g->fast_run + 1 : 0;
+    atomic_fetch_sub_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
+    atomic_fetch_add_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
+    return gc;
+}
+
+/* The next queued connection and a serving slot for it, or NULL (nothing
+ * queued, or every slot taken).  pool_mu held. */
 static gt_conn *
 pool_pop_locked(cn_gthread *g)
 {
     int fast = g->f_head != NULL && (g->q_head == NULL || g->fast_run < GT_FAST_RUN);
-    gt_conn **head = fast ? &g->f_head : &g->q_head;
-    gt_conn **tail = fast ? &g->f_tail : &g->q_tail;
-    gt_conn *gc = *head;
-    if (gc != NULL && !slot_take(g)) {
-        return NULL; /* woken when the loop thread's inline batch ends */
+    if ((fast ? g->f_head : g->q_head) == NULL) {
+        return NULL;
     }
-    if (gc != NULL) {
-        *head = gc->next;
-        if (*head == NULL) {
-            *tail = NULL;
-        }
-        gc->next = NULL;
-        g->fast_run = fast ? g->fast_run + 1 : 0;
-        atomic_fetch_sub_explicit(&g->queued_long, gc->longreq, memory_order_relaxed);
-        atomic_fetch_add_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
+    if (!slot_take(g)) {
+        return NULL; /* woken when the inline batch or the fast lane ends */
     }
-    return gc;
+    return queue_take(g, fast);
 }
 
+/* Take the next queued connection; NULL when the pool shuts down.  Called
+ * and returns with the GIL; releases it only when it has to sleep (under
+ * load the queue is rarely empty and the GIL is kept). */
 static gt_conn *
 pool_pop(cn_gthread *g)
 {
@@ -416,6 +450,56 @@ pool_main(void *arg)
     return NULL;
 }
 
+/* Wake a pool thread that found every slot taken, now that one is free
+ * again and work waits.  Any thread, no lock held. */
+static void
+pool_nudge(cn_gthread *g)
+{
+    pthread_mutex_lock(&g->pool_mu);
+    if (g->idle > 0 && (g->q_head != NULL || g->f_head != NULL)) {
+        pthread_cond_broadcast(&g->pool_cv);
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+}
+
+/* Body of the fast lane (see the top of the file), with its own thread
+ * state for its whole life. */
+static void *
+fast_main(void *arg)
+{
+    cn_gthread *g = arg;
+    pthread_setname_np(pthread_self(), "cunicorn-fast");
+    PyGILState_STATE gs = PyGILState_Ensure();
+    unsigned nserved = 0;
+    for (;;) {
+        gt_conn *gc = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&g->pool_mu);
+        while (!g->shutdown && !fast_ready(g)) {
+            g->fast_idle = 1;
+            pthread_cond_wait(&g->fast_cv, &g->pool_mu);
+            g->fast_idle = 0;
+        }
+        if (!g->shutdown) {
+            gc = queue_take(g, 1);
+            atomic_fetch_add(&g->busy, 1); /* over nthreads: borrowed */
+        }
+        pthread_mutex_unlock(&g->pool_mu);
+        Py_END_ALLOW_THREADS
+        if (gc == NULL) {
+            break;
+        }
+        serve_and_pass(g, gc, &nserved);
+        pool_nudge(g);
+    }
+    PyGILState_Release(gs);
+    pthread_mutex_lock(&g->pool_mu);
+    g->alive--;
+    pthread_cond_broadcast(&g->exit_cv);
+    pthread_mutex_unlock(&g->pool_mu);
+    return NULL;
+}
+
 /* ---- inline serving (see gthread.h) ---------------------------------------- */
 
 gt_conn *
@@ -469,11 +553,7 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
             queue_push(g, gc, 1);
         }
     }
-    pthread_mutex_lock(&g->pool_mu);
-    if (g->idle > 0 && (g->q_head != NULL || g->f_head != NULL)) {
-        pthread_cond_broadcast(&g->pool_cv);
-    }
-    pthread_mutex_unlock(&g->pool_mu);
+    pool_nudge(g);
     g->loop_ts = PyEval_SaveThread();
     return list;
 }
@@ -491,15 +571,17 @@ cn_gt_inline_end(cn_gthread *g)
 int
 cn_gt_pool_start(cn_gthread *g)
 {
-    g->threads = calloc((size_t)g->nthreads, sizeof(pthread_t));
+    g->fast_lane = g->nthreads > 1;
+    int n = g->nthreads + g->fast_lane;
+    g->threads = calloc((size_t)n, sizeof(pthread_t));
     if (g->threads == NULL) {
         return -ENOMEM;
     }
-    for (int i = 0; i < g->nthreads; i++) {
+    for (int i = 0; i < n; i++) {
         pthread_mutex_lock(&g->pool_mu);
         g->alive++;
         pthread_mutex_unlock(&g->pool_mu);
-        int err = pthread_create(&g->threads[i], NULL, pool_main, g);
+        int err = pthread_create(&g->threads[i], NULL, i < g->nthreads ? pool_main : fast_main, g);
         if (err != 0) {
             pthread_mutex_lock(&g->pool_mu);
             g->alive--;
@@ -527,6 +609,7 @@ cn_gt_pool_stop(cn_gthread *g, int wait_ms)
     pthread_mutex_lock(&g->pool_mu);
     g->shutdown = 1;
     pthread_cond_broadcast(&g->pool_cv);
+    pthread_cond_broadcast(&g->fast_cv);
     while (g->alive > 0) {
         if (pthread_cond_timedwait(&g->exit_cv, &g->pool_mu, &deadline) == ETIMEDOUT) {
             break;

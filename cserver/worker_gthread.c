@@ -160,6 +160,7 @@ cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
     pthread_mutex_init(&g->loop_mu, NULL);
     pthread_cond_init(&g->pool_cv, NULL);
     pthread_cond_init(&g->exit_cv, NULL);
+    pthread_cond_init(&g->fast_cv, NULL);
 
     PyObject *ret = NULL;
     int loop_started = 0, leak = 0;
@@ -226,6 +227,7 @@ done:
     pthread_mutex_destroy(&g->loop_mu);
     pthread_cond_destroy(&g->pool_cv);
     pthread_cond_destroy(&g->exit_cv);
+    pthread_cond_destroy(&g->fast_cv);
     free(g);
     return ret;
 }

@@ -526,10 +526,11 @@ def learned_short(srv):
     )
 
 
-def in_app(srv, tmp_path, path):
+def in_app(srv, tmp_path, path, name="in-app"):
     """Send `path` (an app path taking ``touch``) on a new connection and
-    wait until the app runs it; returns the connection."""
-    mark = tmp_path / "in-app"
+    wait until the app runs it (it creates tmp_path / name); returns the
+    connection."""
+    mark = tmp_path / name
     sock = srv.connect(timeout=10)
     sep = "&" if "?" in path else "?"
     sock.sendall(get(f"{path}{sep}touch={mark}"))
@@ -642,3 +643,55 @@ def test_a_burst_of_connections_is_shared_between_workers(server_factory):
     finally:
         for s in socks:
             s.close()
+
+
+# ---- the fast lane: a short request beside --threads long ones (gthread.h) --
+
+
+def answered(sock):
+    """Whether a response has arrived on sock (peeked, not read)."""
+    sock.setblocking(False)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+    finally:
+        sock.settimeout(20)
+
+
+@pytest.mark.parametrize("nthreads", [1, 2, 4])
+def test_fast_lane_serves_a_short_request_beside_long_ones(
+    server_factory, nthreads, tmp_path
+):
+    """Every pool thread holds a long request and another waits for one: a
+    request of a route learned short is served at once by the fast lane
+    thread, while the long ones run on, and the waiting long one still
+    waits (no more than --threads long requests in the app).  With
+    --threads 1 there is no fast lane: it waits its turn, as in gunicorn."""
+    srv = start(server_factory, str(nthreads), "-w", "1")
+    warm(srv, "/comm", 20)
+    warm(srv, "/sleep?ms=20", 3)  # long: 20 ms of wall time
+    longs = [
+        in_app(srv, tmp_path, "/sleep?ms=4000", f"long-{i}") for i in range(nthreads)
+    ]
+    waiting = srv.connect(timeout=20)
+    extra = tmp_path / "long-extra"
+    waiting.sendall(get(f"/sleep?ms=100&touch={extra}"))
+    try:
+        with srv.connect(timeout=20) as s:
+            s.sendall(get("/comm"))
+            head, body = read_one(s, timeout=20)
+        assert head.startswith("HTTP/1.1 200"), head
+        if nthreads == 1:
+            assert body == b"cunicorn-pool"
+            assert answered(longs[0]), "served beside the long request"
+        else:
+            assert body == b"cunicorn-fast"
+            assert not any(answered(c) for c in longs), "waited for a long one"
+            assert not extra.exists(), "a long request ran in the fast lane"
+        for c in longs:
+            assert read_one(c, timeout=20)[1] == b"slept"
+        assert read_one(waiting, timeout=20)[1] == b"slept"
+    finally:
+        for c in longs + [waiting]:
+            c.close()
