@@ -140,8 +140,9 @@ route_note(cn_gthread *g, uint64_t route, int64_t cpu_us, int64_t wall_us)
 }
 
 /* Whether gc's request is short and needs nothing more from the client:
- * an error page, or a route whose wall time is known to be under
- * GT_INLINE_US with no body, or all of it buffered.  gc->route is set. */
+ * an error page, or a route whose CPU and wall times are known to be under
+ * GT_INLINE_CPU_US and GT_INLINE_US, with no body or all of it buffered.
+ * gc->route is set. */
 static int
 inline_request_ok(cn_gthread *g, gt_conn *gc)
 {
