@@ -66,9 +66,18 @@ def _touch(environ):
             pass
 
 
+_comms = {}  # native thread id -> its name: the server's threads live on
+
+
 def _comm():
-    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "rb") as f:
-        return f.read().strip()
+    """The OS name of the calling thread, read once per thread (so /comm
+    stays a cheap route, served inline even under ASan)."""
+    tid = threading.get_native_id()
+    name = _comms.get(tid)
+    if name is None:
+        with open(f"/proc/self/task/{tid}/comm", "rb") as f:
+            name = _comms[tid] = f.read().strip()
+    return name
 
 
 def app(environ, start_response):
