@@ -12,8 +12,9 @@
  * Short requests first.  With more connections than threads, a request
  * waits behind every one queued before it: behind a hundred 2 ms model
  * calls, a 50 µs health check waits 100 ms.  So the pool learns what each
- * route (method and path) costs in CPU time, as a moving average per route
- * in a small direct-mapped table, and a request whose route costs less than
+ * route (method and path, ids in it as one: route_hash) costs in CPU time,
+ * as a moving average per route in a small direct-mapped table, and a
+ * request whose route costs less than
  * a quarter of the average request, or is short outright (fit to serve
  * inline: inline_request_ok), goes to the short list, taken first.  When
  * every request costs about the same (one route, or similar ones), all go
@@ -51,18 +52,60 @@
 #define GT_YOUNG 16   /* ... after the first GT_YOUNG, all measured: a cold
                        * first request (imports, caches) is soon forgotten */
 
-/* FNV-1a of the request's method and path (query excluded); never 0.
+#define FNV(h, ch) (((h) ^ (unsigned char)(ch)) * 1099511628211ULL)
+
+/* Whether the path segment s[0..n) reads as an identifier, not a name: all
+ * digits (/items/42), or 16 or more hex digits and dashes with a digit
+ * among them (a UUID, a digest). */
+static int
+segment_is_id(const char *s, size_t n)
+{
+    size_t digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= '0' && ch <= '9') {
+            digits++;
+        }
+        else if (!((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f') && ch != '-') {
+            return 0;
+        }
+    }
+    return digits > 0 && (digits == n || n >= 16);
+}
+
+/* FNV-1a of the request's method and path (query excluded), an identifier
+ * segment hashed as one placeholder: /items/42 and /items/7 are one route,
+ * the table learns it once and it does not crowd out others; never 0.
  * The thread that owns gc, no GIL needed. */
 static uint64_t
 route_hash(const cn_conn *c)
 {
     uint64_t h = 14695981039346656037ULL;
     for (size_t i = 0; i < c->method_len; i++) {
-        h = (h ^ (unsigned char)c->method[i]) * 1099511628211ULL;
+        h = FNV(h, c->method[i]);
     }
-    h = (h ^ ' ') * 1099511628211ULL;
-    for (size_t i = 0; i < c->target_len && c->target[i] != '?'; i++) {
-        h = (h ^ (unsigned char)c->target[i]) * 1099511628211ULL;
+    h = FNV(h, ' ');
+    size_t end = 0;
+    while (end < c->target_len && c->target[end] != '?') {
+        end++;
+    }
+    for (size_t i = 0; i < end;) {
+        size_t j = i;
+        while (j < end && c->target[j] != '/') {
+            j++;
+        }
+        if (segment_is_id(c->target + i, j - i)) {
+            h = FNV(h, 1);
+        }
+        else {
+            for (size_t k = i; k < j; k++) {
+                h = FNV(h, c->target[k]);
+            }
+        }
+        if (j < end) {
+            h = FNV(h, '/');
+        }
+        i = j + 1;
     }
     return h != 0 ? h : 1;
 }

@@ -11,7 +11,9 @@ Paths (query parameters in brackets):
   /slowread [ms]      reads the body in 4 KiB pieces, sleeping ``ms`` between
                       them, answers with the byte count
   /big [n]            ``n`` bytes (default 4 MiB) as 64 KiB pieces, no length
-  /comm               the OS name of that thread (cunicorn-loop, cunicorn-pool)
+  /comm               the OS name of that thread (cunicorn-loop, cunicorn-pool,
+                      cunicorn-fast)
+  /item/<id>          the same as /comm (one route whatever the id)
   /conc [ms, touch]   counts the requests in the app at once while it sleeps
                       ``ms``; answers the most seen so far (creates ``touch``
                       first when given)
@@ -111,7 +113,7 @@ def app(environ, start_response):
     elif path == "/conc":
         _touch(environ)
         body = str(_conc_sleep(_q(environ, "ms", 0))).encode()
-    elif path == "/comm":
+    elif path == "/comm" or path.startswith("/item/"):
         body = _comm()
     elif path == "/path":
         body = environ.get("QUERY_STRING", "").encode()

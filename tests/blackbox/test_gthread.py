@@ -2,6 +2,7 @@
 sockets, a pool of Python threads runs the app.  Black-box: a real server on
 127.0.0.1:0, raw sockets, waits on observable state."""
 
+import itertools
 import os
 import resource
 import signal
@@ -552,6 +553,28 @@ def test_short_routes_are_served_by_the_loop_thread(server_factory, threads):
     # a long one (20 ms of CPU, over the inline limit) stays in the pool
     assert warm(srv, "/spin?ms=20&comm=1", 5) == b"cunicorn-pool"
     assert wait_until(on_loop, 5)
+
+
+def test_identifiers_in_the_path_are_one_route(server_factory):
+    """/item/1, /item/2, ...: each id is new, but numbers and UUIDs in the
+    path count as one route, learned short on a few of them: a request for
+    an id never seen is served inline (a route seen for the first time goes
+    to the pool)."""
+    srv = start(server_factory, "4", "-w", "1")
+    with srv.connect(timeout=10) as s:
+        for i in range(20):
+            s.sendall(get(f"/item/{i}"))
+            assert read_one(s)[0].startswith("HTTP/1.1 200")
+    fresh = itertools.count(1)
+
+    def uuid_inline():  # a UUID never seen before, every time
+        path = f"/item/3f2b8c1e-9a4d-4e6f-8b7a-{next(fresh):012x}"
+        return srv.fetch(get(path)).body == b"cunicorn-loop"
+
+    assert wait_until(uuid_inline, 10)
+    assert srv.fetch(get("/item/123456789")).body == b"cunicorn-loop"
+    # a name is not an id: /item/name is a route of its own, never seen
+    assert srv.fetch(get("/item/name")).body == b"cunicorn-pool"
 
 
 @pytest.mark.parametrize("nthreads", ["2", "4"])
