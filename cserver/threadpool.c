@@ -14,9 +14,9 @@
  * calls, a 50 µs health check waits 100 ms.  So the pool learns what each
  * route (method and path, ids in it as one: route_hash) costs in CPU time,
  * as a moving average per route in a small direct-mapped table, and a
- * request whose route costs less than
- * a quarter of the average request, or is short outright (fit to serve
- * inline: inline_request_ok), goes to the short list, taken first.  When
+ * request whose route costs less than a quarter of the average request,
+ * or is short outright (fit to serve inline: inline_request_ok), goes to
+ * the short list, taken first.  When
  * every request costs about the same (one route, or similar ones), all go
  * to one list and the order is plain arrival order.  No starvation: after
  * GT_FAST_RUN short requests in a row, one from the other list.
