@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmarks of the gthread worker (issue 5), side by side with gunicorn gthread.
+"""Benchmarks of the gthread worker (issue 5), beside gunicorn, bjoern and nginx.
 
 Not a test: it prints figures (docs/benchmarks.md, "gthread worker").  Method as in
 BENCH.md: each server alone on 127.0.0.1, started fresh, stopped by its pid; wrk
@@ -10,7 +10,9 @@ interleaved A B A B and the median of ``--repeat`` rounds.
     .venv/bin/python bench/gthread.py --peers-python bench/.venv-peers/bin/python
     .venv/bin/python bench/gthread.py --only hello,flask --repeat 1 --duration 3
 
-Parts (``--only``): hello, flask (keep-alive c50); matmul (c200, with a probe
+Parts (``--only``): hello, flask (keep-alive c50, with bjoern 1 process and, for
+hello, nginx 1 worker, started as bench/run.py starts them; ``--no-peers`` leaves
+them out); matmul (c200, with a probe
 hitting /probe every 10 ms, its p99 printed beside gunicorn's); idle (10,000
 idle keep-alive connections on one worker: RSS growth).  flask and numpy come
 from the peers' python (its site-packages go on cunicorn's PYTHONPATH).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -38,6 +41,7 @@ from run import (  # noqa: E402  (bench/run.py's /proc and wrk helpers)
     CLK_TCK,
     HOST,
     ROOT,
+    SERVERS,
     free_port,
     parse_wrk,
     tree_cpu_ticks,
@@ -57,8 +61,14 @@ def wait_port(port: int, timeout: float = 15.0) -> bool:
 
 
 class Srv:
-    def __init__(self, cmd: list[str], env: dict | None = None):
+    def __init__(self, cmd, env: dict | None = None):
+        """cmd: a list with {BIND} for host:port, or a callable(port, tmp
+        dir) returning the list (bench/run.py's peers)."""
         self.port = free_port()
+        self.tmp = None
+        if callable(cmd):
+            self.tmp = tempfile.mkdtemp(prefix="bench-gthread-peer-")
+            cmd = cmd(self.port, Path(self.tmp))
         self.cmd = [c.replace("{BIND}", f"{HOST}:{self.port}") for c in cmd]
         e = dict(os.environ, OPENBLAS_NUM_THREADS="1")
         e.update(env or {})
@@ -86,6 +96,8 @@ class Srv:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def workers(self) -> list[int]:
         out = subprocess.run(
@@ -293,6 +305,12 @@ def main(argv=None) -> int:
         "--peers-python", default=str(HERE / ".venv-peers" / "bin" / "python")
     )
     p.add_argument("--only", default="hello,flask,matmul,idle")
+    p.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="leave bjoern and nginx out of the hello and Flask parts",
+    )
+    p.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--repeat", type=int, default=3)
@@ -366,19 +384,44 @@ def main(argv=None) -> int:
             return []
         return [{"label": "gunicorn gthread -w 2 --threads 4", "cmd": gun + [app]}]
 
+    def peers(app):
+        """bjoern (1 process) and, for hello, nginx (1 worker), started as
+        bench/run.py starts them: the issue's reference figures, measured
+        in the same rounds."""
+        if args.no_peers:
+            return []
+        out = []
+        for name in ("bjoern", "nginx"):
+            spec = SERVERS[name]
+            if spec.apps is not None and app not in spec.apps:
+                continue
+            if name == "nginx" and not os.access(args.nginx, os.X_OK):
+                print(f"(no nginx at {args.nginx}: left out)")
+                continue
+            out.append(
+                {
+                    "label": spec.label,
+                    "cmd": lambda port, tmp, spec=spec: spec.command(
+                        args, app, port, tmp
+                    ),
+                    "env": {"PYTHONPATH": ""},
+                }
+            )
+        return out
+
     when = time.strftime("%Y-%m-%d %H:%M")
     print(f"# gthread benchmarks, {when}, {os.cpu_count()} CPUs")
     if "hello" in parts:
         compare(
             "hello, keep-alive",
-            cuns("hello:app") + gunicorn("hello:app"),
+            cuns("hello:app") + peers("hello") + gunicorn("hello:app"),
             args,
             50,
         )
     if "flask" in parts:
         compare(
             "Flask hello, keep-alive",
-            cuns("flask_app:app") + gunicorn("flask_app:app"),
+            cuns("flask_app:app") + peers("flask") + gunicorn("flask_app:app"),
             args,
             50,
         )
