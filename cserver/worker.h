@@ -79,6 +79,11 @@ typedef struct cn_worker {
  * reported with PyErr_WriteUnraisable). */
 void cn_worker_log(cn_worker *w, const char *level, const char *msg, int with_exc);
 
+/* Log that accept() ran out of descriptors (EMFILE and the like) and the
+ * worker backs off, at most once a minute: the back-offs come ten times a
+ * second while it lasts.  CN_GIL. */
+void cn_worker_log_emfile(cn_worker *w);
+
 /* Whether a quick stop (QUIT/INT) or graceful stop (TERM) was asked for.
  * Async-signal flags; any thread. */
 int cn_worker_quitting(void);

@@ -17,6 +17,8 @@
  *   PIPE      ignored: a vanished client is an EPIPE from writev. */
 #include "worker.h"
 
+#include "heartbeat.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -141,6 +143,16 @@ void
 cn_worker_set_in_app(int in_app)
 {
     cn_sig_in_app = in_app;
+}
+
+void
+cn_worker_log_emfile(cn_worker *w)
+{
+    uint64_t now = cn_now_ms();
+    if (w->emfile_logged_ms == 0 || now - w->emfile_logged_ms >= 60000) {
+        w->emfile_logged_ms = now;
+        cn_worker_log(w, "error", "accept() failed: too many open files; backing off", 0);
+    }
 }
 
 void

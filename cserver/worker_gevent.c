@@ -536,8 +536,7 @@ on_accept(PyObject *self, PyObject *arg)
                 continue;
             }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                cn_worker_log(&gw->w, "error",
-                              "accept() failed: too many open files; backing off", 0);
+                cn_worker_log_emfile(&gw->w);
                 gw->backoff_until = cn_now_ms() + CN_ACCEPT_BACKOFF_MS;
                 set_accepting(gw, 0); /* the ticker resumes */
             }

@@ -111,8 +111,7 @@ wait_loop(cn_gthread *g)
             cn_gt_wake(g);
         }
         if (atomic_exchange(&g->emfile_note, 0)) {
-            cn_worker_log(&g->w, "error",
-                          "accept() failed: too many open files; backing off", 0);
+            cn_worker_log_emfile(&g->w);
         }
         if (!retire_logged && atomic_load(&g->retire_req)) {
             retire_logged = 1;

@@ -88,13 +88,8 @@ accept_one(cn_worker *w, cn_conn *c, int epfd, struct pollfd *pfds)
                 return 1;
             }
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                /* Out of descriptors: keep running, back off briefly, and
-                 * say so at most once a minute. */
-                uint64_t now = cn_now_ms();
-                if (now - w->emfile_logged_ms >= 60000 || w->emfile_logged_ms == 0) {
-                    w->emfile_logged_ms = now;
-                    cn_worker_log(w, "error", "accept() failed: too many open files; backing off", 0);
-                }
+                /* Out of descriptors: keep running, back off briefly. */
+                cn_worker_log_emfile(w);
                 Py_BEGIN_ALLOW_THREADS
                 poll(NULL, 0, 100);
                 Py_END_ALLOW_THREADS

@@ -230,6 +230,8 @@ def test_emfile_backs_off_and_recovers(server_factory, tmp_path):
         time.sleep(1.0)
         t1 = cpu_seconds(pid)
         assert t1 - t0 < 0.3, "worker spins while out of descriptors"
+        # ten back-offs a second, one line a minute
+        assert srv.log_text().count("too many open files") == 1
     finally:
         for c in held:
             c.close()
