@@ -28,6 +28,7 @@
 #define CN_LINGER_MS 1000
 #define CN_LINGER_BYTES (256 * 1024)
 #define CN_SEND_HOLDING_GIL (64 * 1024) /* see cn_conn_sendv */
+#define CN_CORK_MAX (64 * 1024)         /* held back at most */
 
 /* Release the GIL around blocking I/O, unless the worker waits
  * cooperatively (gevent: the GIL stays held and coop_wait switches to the
@@ -133,6 +134,13 @@ recv_nogil(cn_conn *c, size_t limit, int timeout_ms)
 int
 cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
 {
+    if (c->corking || c->cork_len > 0) {
+        /* never wait for the client with its output held back */
+        int f = cn_conn_cork_flush(c, 1);
+        if (f < 0) {
+            return f;
+        }
+    }
     int r;
     CN_IO_BEGIN(c)
     r = recv_nogil(c, limit, timeout_ms);
@@ -306,6 +314,76 @@ iov_advance(struct iovec **iov, int *iovcnt, size_t n)
     }
 }
 
+/* Hold iov's `bytes` back: 1, or 0 when they do not fit (or no memory):
+ * the caller sends them, after what is held. */
+static int
+cork_append(cn_conn *c, const struct iovec *iov, int iovcnt, size_t bytes)
+{
+    if (c->cork_len + bytes > CN_CORK_MAX) {
+        return 0;
+    }
+    if (c->cork_len + bytes > c->cork_cap) {
+        size_t cap = c->cork_cap ? c->cork_cap : 4096;
+        while (cap < c->cork_len + bytes) {
+            cap *= 2;
+        }
+        char *b = realloc(c->cork, cap);
+        if (b == NULL) {
+            return 0;
+        }
+        c->cork = b;
+        c->cork_cap = cap;
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->cork + c->cork_len, iov[i].iov_base, iov[i].iov_len);
+        c->cork_len += iov[i].iov_len;
+    }
+    return 1;
+}
+
+int
+cn_conn_cork_flush(cn_conn *c, int may_wait)
+{
+    /* taken off the connection first: cn_conn_sendv below must not see it */
+    char *buf = c->cork;
+    size_t len = c->cork_len, cap = c->cork_cap, off = 0;
+    c->cork = NULL;
+    c->cork_len = c->cork_cap = 0;
+    c->corking = 0;
+    int err = 0;
+    while (off < len) {
+        ssize_t n = write(c->fd, buf + off, len - off);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!may_wait) {
+                /* the rest stays held, for a flush that may wait */
+                memmove(buf, buf + off, len - off);
+                c->cork = buf;
+                c->cork_len = len - off;
+                c->cork_cap = cap;
+                return 0;
+            }
+            struct iovec iov = {.iov_base = buf + off, .iov_len = len - off};
+            err = cn_conn_sendv(c, &iov, 1); /* waits, GIL released */
+            break;
+        }
+        err = n < 0 ? -errno : -EPIPE;
+        break;
+    }
+    free(buf);
+    if (err < 0) {
+        c->must_close = 1;
+        return err;
+    }
+    return 1;
+}
+
 int
 cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 {
@@ -317,6 +395,16 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
     size_t bytes = 0;
     for (int i = 0; i < iovcnt; i++) {
         bytes += iov[i].iov_len;
+    }
+    if (c->corking && cork_append(c, iov, iovcnt, bytes)) {
+        return 0;
+    }
+    if (c->corking || c->cork_len > 0) {
+        /* too big to hold back: what is held first, then this at once */
+        int f = cn_conn_cork_flush(c, 1);
+        if (f < 0) {
+            return f;
+        }
     }
     if (bytes <= CN_SEND_HOLDING_GIL) {
         ssize_t n;
@@ -364,6 +452,12 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 Py_ssize_t
 cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
 {
+    if (c->corking || c->cork_len > 0) {
+        int f = cn_conn_cork_flush(c, 1);
+        if (f < 0) {
+            return f;
+        }
+    }
     Py_ssize_t total = 0;
     int err = 0;
     int to_eof = count == 0;
@@ -440,6 +534,9 @@ cn_conn_close(cn_conn *c, int linger)
 void
 cn_conn_free_buffers(cn_conn *c)
 {
+    free(c->cork);
+    c->cork = NULL;
+    c->cork_len = c->cork_cap = 0;
     free(c->buf);
     free(c->body);
     free(c->headers);

@@ -93,6 +93,12 @@ typedef struct cn_conn {
 
     int error_status;          /* HTTP status of a parse error, or 0 */
     const char *error_reason;  /* static text for the error page */
+
+    /* Output held back (cn_conn_cork_flush): while `corking`, writes that
+     * fit CN_CORK_MAX collect here, in order, instead of leaving at once. */
+    int corking;
+    char *cork;
+    size_t cork_len, cork_cap;
 } cn_conn;
 
 enum {
@@ -114,6 +120,15 @@ Py_ssize_t cn_conn_read_body(cn_conn *c, char *dst, size_t n);
  * -ECONNRESET, -ETIMEDOUT after the worker's send timeout ...); never sets a
  * Python exception. */
 int cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt);
+
+/* Send what corking held back and stop corking.  may_wait: 1 waits for
+ * the socket as cn_conn_sendv does (CN_GIL, released while waiting); 0
+ * sends only what the socket takes now, no GIL needed.  Returns 1 when
+ * everything is sent (the buffer is freed), 0 when bytes are left
+ * (may_wait 0 only), or -errno (must_close set).  The gthread worker corks
+ * the responses of an inline batch: written back to back, they wake a
+ * client (or a proxy) once rather than once each. */
+int cn_conn_cork_flush(cn_conn *c, int may_wait);
 
 /* sendfile(2) `count` bytes of `in_fd` from `offset` (count 0: to EOF).
  * CN_GIL (released).  Returns bytes sent (>= 0) or -errno; never sets a

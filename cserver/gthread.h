@@ -79,6 +79,8 @@ enum { GT_JOB_SERVE = 0, GT_JOB_ERROR = 1 };
                                          * 0.3 ms model call is better in the
                                          * pool, beside the loop) */
 #define GT_INLINE_BUDGET_NS 2000000LL   /* inline serving per loop iteration */
+#define GT_CORK_NS 500000LL             /* responses held back at most (unless
+                                         * a request takes longer) */
 #define GT_WATCH_MS 5                   /* inline this long: the main thread
                                          * takes the loop over */
 enum { GT_BACK_KEEP = 0, GT_BACK_CLOSE = 1, GT_BACK_LINGER = 2 };
@@ -161,6 +163,11 @@ typedef struct cn_gthread {
     PyThreadState *loop_ts;       /* the loop thread's, when it has served inline */
     PyGILState_STATE loop_gs;
 
+    /* ---- responses an inline batch holds back: cork_mu (a leaf) ---- */
+    pthread_mutex_t cork_mu;
+    gt_conn *cork_head, *cork_tail; /* served, output corked, not passed on */
+    int64_t cork_since;        /* ns (CLOCK_MONOTONIC) the first was held */
+
     /* ---- hand-back list: back_mu (lock order: GIL -> back_mu, a leaf) ---- */
     pthread_mutex_t back_mu;
     gt_conn *back;
@@ -236,6 +243,13 @@ int cn_gt_pool_dispatch(cn_gthread *g, gt_conn *gc, int may_inline);
  * (pipelined requests), for up to GT_INLINE_BUDGET_NS.  Returns what is
  * left of `list`: served after the next, non-blocking, loop iteration. */
 gt_conn *cn_gt_serve_inline(cn_gthread *g, gt_conn *list);
+
+/* Send the responses an inline batch held back (cn_conn_cork_flush) and
+ * pass their connections on (given back to the loop).  may_wait: the loop
+ * thread at the batch's end (CN_GIL), which waits for a full socket; 0:
+ * the main thread standing in for it (cn_gt_watch, no GIL), which leaves
+ * what a socket does not take now for the loop thread. */
+void cn_gt_cork_flush(cn_gthread *g, int may_wait);
 
 /* The loop thread's Python thread state goes (loop thread, at its end). */
 void cn_gt_inline_end(cn_gthread *g);

@@ -448,6 +448,7 @@ conn_free(cn_gthread *g, gt_conn *gc)
 {
     gc->c.len = 0;
     buf_release(g, &gc->c);
+    free(gc->c.cork);
     free(gc);
 }
 
@@ -944,6 +945,9 @@ cn_gt_watch(cn_gthread *g, int64_t until_ns)
         return 0;
     }
     atomic_store(&g->watching, 1);
+    /* the responses the batch held back so far go now, not after the
+     * request that holds the loop thread */
+    cn_gt_cork_flush(g, 0);
     /* (the loop thread clears inline_since, then looks at watching: one of
      * the two sees the other's store.)  A new TERM or QUIT returns at once:
      * the caller relays it. */

@@ -432,6 +432,49 @@ pool_keep(cn_gthread *g, gt_conn *gc)
     return 1;
 }
 
+/* Keep gc, served inline with its response held back, until
+ * cn_gt_cork_flush.  Any thread. */
+static void
+cork_hold(cn_gthread *g, gt_conn *gc)
+{
+    pthread_mutex_lock(&g->cork_mu);
+    gc->next = NULL;
+    if (g->cork_tail != NULL) {
+        g->cork_tail->next = gc;
+    }
+    else {
+        g->cork_head = gc;
+        g->cork_since = cn_gt_clock_ns(CLOCK_MONOTONIC);
+    }
+    g->cork_tail = gc;
+    pthread_mutex_unlock(&g->cork_mu);
+}
+
+void
+cn_gt_cork_flush(cn_gthread *g, int may_wait)
+{
+    pthread_mutex_lock(&g->cork_mu);
+    gt_conn *list = g->cork_head;
+    g->cork_head = g->cork_tail = NULL;
+    pthread_mutex_unlock(&g->cork_mu);
+    while (list != NULL) {
+        gt_conn *gc = list;
+        list = gc->next;
+        gc->next = NULL;
+        int r = cn_conn_cork_flush(&gc->c, may_wait);
+        if (r == 0) {
+            cork_hold(g, gc); /* the rest when the loop thread is back */
+            continue;
+        }
+        if (r < 0) {
+            gc->back = GT_BACK_CLOSE;
+        }
+        if (gc->back != GT_BACK_KEEP || !cn_gt_release_idle(g, gc)) {
+            cn_gt_hand_back(g, gc);
+        }
+    }
+}
+
 /* Serve gc (popped from the queue, or inline: counted in g->busy either
  * way) and pass the connection on: given back to the loop, or queued again
  * for its next request.  *nserved counts the calling thread's requests.
@@ -462,6 +505,14 @@ serve_and_pass(cn_gthread *g, gt_conn *gc, unsigned *nserved)
     gc->longreq = 0;
     atomic_fetch_sub(&g->busy, 1);
     gc->back_at = cn_gt_now();
+    if (gc->c.corking) { /* served inline: the response may be held back */
+        gc->c.corking = 0;
+        if (gc->c.cork_len > 0) {
+            gc->back = (unsigned char)back;
+            cork_hold(g, gc); /* passed on once it is sent */
+            return;
+        }
+    }
     /* A kept-alive connection usually goes back without waking the loop,
      * or stays in the pool for its next request; gc is not this thread's
      * once given back or queued. */
@@ -582,11 +633,17 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
                 break;
             }
         }
+        gc->c.corking = 1;
         serve_and_pass(g, gc, &nserved);
-        if (cn_gt_clock_ns(CLOCK_MONOTONIC) > deadline) {
+        int64_t now = cn_gt_clock_ns(CLOCK_MONOTONIC);
+        if (now > deadline) {
             break;
         }
+        if (g->cork_head != NULL && now - g->cork_since > GT_CORK_NS) {
+            cn_gt_cork_flush(g, 1); /* (racy read: a hint) */
+        }
     }
+    cn_gt_cork_flush(g, 1);
     /* Over budget: the rest waits for the next round, after a look at the
      * loop; what is queued goes to the pool, whose threads may have waited
      * for the slot this thread held. */
