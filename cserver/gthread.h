@@ -163,8 +163,9 @@ typedef struct cn_gthread {
     PyThreadState *loop_ts;       /* the loop thread's, when it has served inline */
     PyGILState_STATE loop_gs;
 
-    /* ---- responses an inline batch holds back: cork_mu (a leaf) ---- */
-    pthread_mutex_t cork_mu;
+    /* ---- the inline batch being served: batch_mu (a leaf) ---- */
+    pthread_mutex_t batch_mu;
+    gt_conn *batch_rest;       /* its requests not served yet */
     gt_conn *cork_head, *cork_tail; /* served, output corked, not passed on */
     int64_t cork_since;        /* ns (CLOCK_MONOTONIC) the first was held */
 
@@ -250,6 +251,11 @@ gt_conn *cn_gt_serve_inline(cn_gthread *g, gt_conn *list);
  * the main thread standing in for it (cn_gt_watch, no GIL), which leaves
  * what a socket does not take now for the loop thread. */
 void cn_gt_cork_flush(cn_gthread *g, int may_wait);
+
+/* The main thread takes the loop over from a stuck inline batch: the
+ * responses it held back go now (what a socket takes), the requests it has
+ * not served go to the pool.  No GIL. */
+void cn_gt_watch_takeover(cn_gthread *g);
 
 /* The loop thread's Python thread state goes (loop thread, at its end). */
 void cn_gt_inline_end(cn_gthread *g);

@@ -945,9 +945,9 @@ cn_gt_watch(cn_gthread *g, int64_t until_ns)
         return 0;
     }
     atomic_store(&g->watching, 1);
-    /* the responses the batch held back so far go now, not after the
-     * request that holds the loop thread */
-    cn_gt_cork_flush(g, 0);
+    /* what the batch holds goes on without the request that holds the loop
+     * thread: the responses it held back, the requests it has not served */
+    cn_gt_watch_takeover(g);
     /* (the loop thread clears inline_since, then looks at watching: one of
      * the two sees the other's store.)  A new TERM or QUIT returns at once:
      * the caller relays it. */

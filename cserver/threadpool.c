@@ -437,7 +437,7 @@ pool_keep(cn_gthread *g, gt_conn *gc)
 static void
 cork_hold(cn_gthread *g, gt_conn *gc)
 {
-    pthread_mutex_lock(&g->cork_mu);
+    pthread_mutex_lock(&g->batch_mu);
     gc->next = NULL;
     if (g->cork_tail != NULL) {
         g->cork_tail->next = gc;
@@ -447,16 +447,31 @@ cork_hold(cn_gthread *g, gt_conn *gc)
         g->cork_since = cn_gt_clock_ns(CLOCK_MONOTONIC);
     }
     g->cork_tail = gc;
-    pthread_mutex_unlock(&g->cork_mu);
+    pthread_mutex_unlock(&g->batch_mu);
+}
+
+void
+cn_gt_watch_takeover(cn_gthread *g)
+{
+    cn_gt_cork_flush(g, 0);
+    pthread_mutex_lock(&g->batch_mu);
+    gt_conn *rest = g->batch_rest;
+    g->batch_rest = NULL;
+    pthread_mutex_unlock(&g->batch_mu);
+    while (rest != NULL) {
+        gt_conn *gc = rest;
+        rest = gc->next;
+        queue_push(g, gc, 1);
+    }
 }
 
 void
 cn_gt_cork_flush(cn_gthread *g, int may_wait)
 {
-    pthread_mutex_lock(&g->cork_mu);
+    pthread_mutex_lock(&g->batch_mu);
     gt_conn *list = g->cork_head;
     g->cork_head = g->cork_tail = NULL;
-    pthread_mutex_unlock(&g->cork_mu);
+    pthread_mutex_unlock(&g->batch_mu);
     while (list != NULL) {
         gt_conn *gc = list;
         list = gc->next;
@@ -608,16 +623,24 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
         PyEval_RestoreThread(g->loop_ts);
     }
     int64_t deadline = cn_gt_clock_ns(CLOCK_MONOTONIC) + GT_INLINE_BUDGET_NS;
+    /* the batch's requests not served yet: where the main thread, should it
+     * take the loop over, finds them (cn_gt_watch_takeover) */
+    pthread_mutex_lock(&g->batch_mu);
+    g->batch_rest = list;
+    pthread_mutex_unlock(&g->batch_mu);
     for (;;) {
-        gt_conn *gc = list;
-        if (gc != NULL) {
-            if (!slot_take(g)) {
-                break; /* the pool has every slot: it takes the rest */
-            }
-            list = gc->next;
+        pthread_mutex_lock(&g->batch_mu);
+        gt_conn *gc = g->batch_rest;
+        int got = gc != NULL && slot_take(g);
+        if (got) {
+            g->batch_rest = gc->next;
             gc->next = NULL;
         }
-        else {
+        pthread_mutex_unlock(&g->batch_mu);
+        if (gc != NULL && !got) {
+            break; /* the pool has every slot: it takes the rest */
+        }
+        if (gc == NULL) {
             /* what serving queued: a connection's next, pipelined, request;
              * a long one is left to the pool */
             pthread_mutex_lock(&g->pool_mu);
@@ -644,6 +667,10 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
         }
     }
     cn_gt_cork_flush(g, 1);
+    pthread_mutex_lock(&g->batch_mu);
+    list = g->batch_rest;
+    g->batch_rest = NULL;
+    pthread_mutex_unlock(&g->batch_mu);
     /* Over budget: the rest waits for the next round, after a look at the
      * loop; what is queued goes to the pool, whose threads may have waited
      * for the slot this thread held. */

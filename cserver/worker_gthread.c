@@ -160,7 +160,7 @@ cn_run_worker_gthread(PyObject *module, PyObject *args, PyObject *kwargs)
     pthread_cond_init(&g->pool_cv, NULL);
     pthread_cond_init(&g->exit_cv, NULL);
     pthread_cond_init(&g->fast_cv, NULL);
-    pthread_mutex_init(&g->cork_mu, NULL);
+    pthread_mutex_init(&g->batch_mu, NULL);
 
     PyObject *ret = NULL;
     int loop_started = 0, leak = 0;
@@ -228,7 +228,7 @@ done:
     pthread_cond_destroy(&g->pool_cv);
     pthread_cond_destroy(&g->exit_cv);
     pthread_cond_destroy(&g->fast_cv);
-    pthread_mutex_destroy(&g->cork_mu);
+    pthread_mutex_destroy(&g->batch_mu);
     free(g);
     return ret;
 }

@@ -2,7 +2,8 @@
 
 Paths (query parameters in brackets):
   /hello              200, b"hello"
-  /path               200, the request path as the body (pipelining order)
+  /path [comm]        200, the query string as the body (pipelining order),
+                      then, with comm=1, a space and what /comm answers
   /pid                200, the worker's pid
   /sleep [ms, touch, comm]
                       sleeps ``ms`` milliseconds (a slow app), then b"slept"
@@ -117,6 +118,8 @@ def app(environ, start_response):
         body = _comm()
     elif path == "/path":
         body = environ.get("QUERY_STRING", "").encode()
+        if _q(environ, "comm", 0):
+            body += b" " + _comm()
     else:
         body = b"hello"
     start_response(

@@ -670,6 +670,85 @@ def test_a_burst_of_connections_is_shared_between_workers(server_factory):
             s.close()
 
 
+# ---- held responses: an inline batch writes its responses together ---------
+
+
+def test_pipelined_requests_served_inline_answer_in_order(server_factory, threads):
+    srv = start(server_factory, threads, "-w", "1")
+    warm(srv, "/path?warm", 20)
+
+    def inline():
+        return srv.fetch(get("/path?comm=1")).body == b"comm=1 cunicorn-loop"
+
+    assert wait_until(inline, 10)
+    with srv.connect(timeout=10) as s:
+        s.sendall(b"".join(get(f"/path?i={i}") for i in range(30)))
+        rest = b""
+        for i in range(30):
+            resp, rest = recv_response(s, 5, rest)
+            assert resp.status == 200
+            assert resp.body == f"i={i}".encode()
+        assert not rest
+
+
+@pytest.mark.parametrize("order", ["a_then_b", "b_then_a"])
+def test_inline_batch_with_a_request_turning_long(server_factory, order):
+    """A (short) and B (a route learned short that runs 3 s this time) are
+    read in one loop iteration and served inline in one batch, in either
+    order (libev runs the later event first).  A is answered in well under
+    B's 3 s either way: when the main thread takes the loop over (5 ms), a
+    response the batch held back leaves, and a request it has not served
+    yet goes to the pool.  A 3 ms request on a third connection keeps the
+    loop thread busy while A and B arrive, so that one iteration reads
+    both."""
+    srv = start(server_factory, "4", "-w", "1")
+    warm(srv, "/conc?ms=0", 20)
+    warm(srv, "/comm", 20)
+    learned_short(srv)
+    conns = [srv.connect(timeout=10) for _ in range(3)]
+    try:
+        busy, a, b = conns
+        busy.sendall(get("/conc?ms=3"))
+        first, second = (a, b) if order == "a_then_b" else (b, a)
+        t0 = time.monotonic()
+        for c in (first, second):
+            c.sendall(get("/comm") if c is a else get("/sleep?ms=3000&comm=1"))
+        assert read_one(a, timeout=10)[0].startswith("HTTP/1.1 200")
+        assert time.monotonic() - t0 < 2.0, "A's response waited for B"
+        assert read_one(busy, timeout=10)[1] == b"1"
+        assert read_one(b, timeout=10)[1] == b"cunicorn-loop"
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_large_inline_response_after_a_held_one(server_factory):
+    """A response too big to hold back (over 64 KiB) sends what is held
+    first: pipelined small, big, small on one connection arrive whole and
+    in order."""
+    srv = start(server_factory, "4", "-w", "1")
+    warm(srv, "/path?warm", 20)
+    big = get("/big?n=200000")
+    with srv.connect(timeout=10) as s:
+        for _ in range(20):  # learn /big (chunked: read to the last chunk)
+            s.sendall(big)
+            data = b""
+            while not data.endswith(b"\r\n0\r\n\r\n"):
+                chunk = s.recv(65536)
+                assert chunk, "closed"
+                data += chunk
+    last = build_request("GET", "/path?last", headers=[("Connection", "close")])
+    with srv.connect(timeout=10) as s:
+        s.sendall(get("/path?first") + big + last)
+        raw = recv_all(s, 10)
+    first_at = raw.index(b"\r\n\r\nfirst")
+    big_at = raw.index(b"Transfer-Encoding: chunked")
+    last_at = raw.index(b"\r\n\r\nlast")
+    assert first_at < big_at < last_at, raw[:300]
+    assert raw.count(b"x") - raw.count(b"text/plain") == 200000
+    assert raw.count(b"HTTP/1.1 200") == 3
+
+
 # ---- the fast lane: a short request beside --threads long ones (gthread.h) --
 
 
