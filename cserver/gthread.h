@@ -17,16 +17,21 @@
  * Inline serving.  When the pool holds no long request (serving or queued),
  * a request whose route is known to be short (learned CPU time under
  * GT_INLINE_CPU_US and wall time under GT_INLINE_US, no body left to wait
- * for) is served by the loop thread
- * itself, between two iterations of the loop, as an extra pool thread would:
- * no hand-off, no wake-up, no context switch (a hand-off costs more than a
- * short request here).  Under a steady load of short requests the pool
- * drains and sleeps, and the loop thread serves alone, as bjoern would.  The loop thread leaves the loop (loop_mu) while it
- * serves; should a request turn out long, the main thread takes the loop
- * over after GT_WATCH_MS (cn_gt_watch, "watchdog"): accepting, reading and
- * the heartbeat go on, other requests go to the pool, and the loop is
- * handed back when the loop thread is done.  So a long request never stops
- * the loop for longer than that, as with the pool.
+ * for) is served by the loop thread itself, between two iterations of the
+ * loop, as an extra pool thread would: no hand-off, no wake-up, no context
+ * switch (a hand-off costs more than a short request here).  Under a steady
+ * load of short requests the pool drains and sleeps, and the loop thread
+ * serves alone, as bjoern would.  The batch's small responses are held back
+ * and written together when it ends (or after GT_CORK_NS): the client is
+ * woken once for several (cn_gt_cork_flush); a connection is passed on only
+ * once its response is sent.  The loop thread leaves the loop (loop_mu)
+ * while it serves; should a request turn out long, the main thread takes
+ * the loop over after GT_WATCH_MS (cn_gt_watch, "watchdog"): the batch's
+ * held responses leave and its unserved requests go to the pool
+ * (cn_gt_watch_takeover), accepting, reading and the heartbeat go on, other
+ * requests go to the pool, and the loop is handed back when the loop thread
+ * is done.  So a long request never stops the loop for longer than that,
+ * as with the pool.
  *
  * Ownership of a connection follows its state: GT_READING, GT_LINGER,
  * GT_CLOSED and GT_BACK belong to the loop thread, GT_POOL and GT_POOL_NOIO
