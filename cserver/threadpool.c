@@ -537,29 +537,6 @@ serve_and_pass(cn_gthread *g, gt_conn *gc, unsigned *nserved)
     }
 }
 
-/* Body of a pool thread: its own thread state for its whole life. */
-static void *
-pool_main(void *arg)
-{
-    cn_gthread *g = arg;
-    pthread_setname_np(pthread_self(), "cunicorn-pool");
-    PyGILState_STATE gs = PyGILState_Ensure();
-    unsigned nserved = 0;
-    for (;;) {
-        gt_conn *gc = pool_pop(g);
-        if (gc == NULL) {
-            break;
-        }
-        serve_and_pass(g, gc, &nserved);
-    }
-    PyGILState_Release(gs);
-    pthread_mutex_lock(&g->pool_mu);
-    g->alive--;
-    pthread_cond_broadcast(&g->exit_cv);
-    pthread_mutex_unlock(&g->pool_mu);
-    return NULL;
-}
-
 /* Wake a pool thread that found every slot taken, now that one is free
  * again and work waits.  Any thread, no lock held. */
 static void
@@ -572,35 +549,42 @@ pool_nudge(cn_gthread *g)
     pthread_mutex_unlock(&g->pool_mu);
 }
 
-/* Body of the fast lane (see the top of the file), with its own thread
- * state for its whole life. */
-static void *
-fast_main(void *arg)
+/* The fast lane's pool_pop (see the top of the file): the head of the
+ * short list when fast_ready, in a slot borrowed from the next thread to
+ * finish; NULL when the pool shuts down.  Called and returns with the GIL,
+ * released while it waits. */
+static gt_conn *
+fast_pop(cn_gthread *g)
 {
-    cn_gthread *g = arg;
-    pthread_setname_np(pthread_self(), "cunicorn-fast");
+    pool_nudge(g); /* a thread that waited for the slot it served in */
+    gt_conn *gc = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&g->pool_mu);
+    while (!g->shutdown && !fast_ready(g)) {
+        g->fast_idle = 1;
+        pthread_cond_wait(&g->fast_cv, &g->pool_mu);
+        g->fast_idle = 0;
+    }
+    if (!g->shutdown) {
+        gc = queue_take(g, 1);
+        atomic_fetch_add(&g->busy, 1); /* over nthreads: borrowed */
+    }
+    pthread_mutex_unlock(&g->pool_mu);
+    Py_END_ALLOW_THREADS
+    return gc;
+}
+
+/* Body of a pool thread, named `name`, taking its work from `pop`: its own
+ * thread state for its whole life. */
+static void *
+thread_body(cn_gthread *g, const char *name, gt_conn *(*pop)(cn_gthread *))
+{
+    pthread_setname_np(pthread_self(), name);
     PyGILState_STATE gs = PyGILState_Ensure();
     unsigned nserved = 0;
-    for (;;) {
-        gt_conn *gc = NULL;
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&g->pool_mu);
-        while (!g->shutdown && !fast_ready(g)) {
-            g->fast_idle = 1;
-            pthread_cond_wait(&g->fast_cv, &g->pool_mu);
-            g->fast_idle = 0;
-        }
-        if (!g->shutdown) {
-            gc = queue_take(g, 1);
-            atomic_fetch_add(&g->busy, 1); /* over nthreads: borrowed */
-        }
-        pthread_mutex_unlock(&g->pool_mu);
-        Py_END_ALLOW_THREADS
-        if (gc == NULL) {
-            break;
-        }
+    gt_conn *gc;
+    while ((gc = pop(g)) != NULL) {
         serve_and_pass(g, gc, &nserved);
-        pool_nudge(g);
     }
     PyGILState_Release(gs);
     pthread_mutex_lock(&g->pool_mu);
@@ -608,6 +592,18 @@ fast_main(void *arg)
     pthread_cond_broadcast(&g->exit_cv);
     pthread_mutex_unlock(&g->pool_mu);
     return NULL;
+}
+
+static void *
+pool_main(void *arg)
+{
+    return thread_body(arg, "cunicorn-pool", pool_pop);
+}
+
+static void *
+fast_main(void *arg)
+{
+    return thread_body(arg, "cunicorn-fast", fast_pop);
 }
 
 /* ---- inline serving (see gthread.h) ---------------------------------------- */
