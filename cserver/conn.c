@@ -387,11 +387,6 @@ cn_conn_cork_flush(cn_conn *c, int may_wait)
 int
 cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 {
-    /* A response that fits the socket's buffer is sent with the GIL held:
-     * the socket is non-blocking, the copy takes microseconds, and giving
-     * the GIL up costs taking it back, which under contention (the gthread
-     * worker's pool beside GIL-free inference) waits up to the interpreter's
-     * switch interval.  The GIL goes only to wait, or to copy a large one. */
     size_t bytes = 0;
     for (int i = 0; i < iovcnt; i++) {
         bytes += iov[i].iov_len;
@@ -406,6 +401,11 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
             return f;
         }
     }
+    /* A response that fits the socket's buffer is sent with the GIL held:
+     * the socket is non-blocking, the copy takes microseconds, and giving
+     * the GIL up costs taking it back, which under contention (the gthread
+     * worker's pool beside GIL-free inference) waits up to the interpreter's
+     * switch interval.  The GIL goes only to wait, or to copy a large one. */
     if (bytes <= CN_SEND_HOLDING_GIL) {
         ssize_t n;
         do {
