@@ -658,8 +658,11 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
         if (now > deadline) {
             break;
         }
-        if (g->cork_head != NULL && now - g->cork_since > GT_CORK_NS) {
-            cn_gt_cork_flush(g, 1); /* (racy read: a hint) */
+        pthread_mutex_lock(&g->batch_mu);
+        int due = g->cork_head != NULL && now - g->cork_since > GT_CORK_NS;
+        pthread_mutex_unlock(&g->batch_mu);
+        if (due) {
+            cn_gt_cork_flush(g, 1);
         }
     }
     cn_gt_cork_flush(g, 1);
