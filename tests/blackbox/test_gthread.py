@@ -5,6 +5,7 @@ sockets, a pool of Python threads runs the app.  Black-box: a real server on
 import itertools
 import os
 import resource
+import select
 import signal
 import socket
 import threading
@@ -484,16 +485,21 @@ def test_short_requests_overtake_queued_long_ones(server_factory):
             read_one(s)
     spins = [srv.connect(timeout=20) for _ in range(5)]
     try:
-        for c in spins:
-            c.sendall(get("/spin?ms=30"))
-        # once the first spin is answered the others have long been read
-        # and queued (the loop thread does not wait for the pool)
-        assert read_one(spins[0], timeout=20)[1] == b"spun"
+        for c in spins:  # 200 ms each: time for this client to send /hello
+            c.sendall(get("/spin?ms=200"))  # while the second one runs
+        # once the first spin is answered (whichever: one loop iteration
+        # may read them in any order) the others have long been read and
+        # queued (the loop thread does not wait for the pool)
+        ready, _, _ = select.select(spins, [], [], 20)
+        assert ready, "no spin answered"
+        first = ready[0]
+        assert read_one(first, timeout=20)[1] == b"spun"
+        others = [c for c in spins if c is not first]
         with srv.connect(timeout=20) as s:
             s.sendall(get("/hello"))
             assert read_one(s, timeout=20)[1] == b"hello"
         done = 0
-        for c in spins[1:]:
+        for c in others:
             c.setblocking(False)
             try:
                 done += bool(c.recv(1, socket.MSG_PEEK))
@@ -502,7 +508,7 @@ def test_short_requests_overtake_queued_long_ones(server_factory):
         # arrival order would have answered the four other spins first; the
         # short request waits at most for the one running
         assert done <= 1, done
-        for c in spins[1:]:
+        for c in others:
             c.settimeout(20)
             assert read_one(c, timeout=20)[1] == b"spun"
     finally:
