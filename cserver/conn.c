@@ -131,17 +131,25 @@ recv_nogil(cn_conn *c, size_t limit, int timeout_ms)
     return (int)n;
 }
 
+/* Stop holding output back (cn_conn_cork_flush), sending what is held, as
+ * any other I/O on the connection must first.  0 or -errno.  CN_GIL. */
+static int
+uncork(cn_conn *c)
+{
+    if (!c->corking && c->cork_len == 0) {
+        return 0;
+    }
+    int r = cn_conn_cork_flush(c, 1);
+    return r < 0 ? r : 0;
+}
+
 int
 cn_conn_recv(cn_conn *c, size_t limit, int timeout_ms)
 {
-    if (c->corking || c->cork_len > 0) {
-        /* never wait for the client with its output held back */
-        int f = cn_conn_cork_flush(c, 1);
-        if (f < 0) {
-            return f;
-        }
+    int r = uncork(c); /* never wait for the client with its output held */
+    if (r < 0) {
+        return r;
     }
-    int r;
     CN_IO_BEGIN(c)
     r = recv_nogil(c, limit, timeout_ms);
     CN_IO_END(c)
@@ -394,12 +402,9 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
     if (c->corking && cork_append(c, iov, iovcnt, bytes)) {
         return 0;
     }
-    if (c->corking || c->cork_len > 0) {
-        /* too big to hold back: what is held first, then this at once */
-        int f = cn_conn_cork_flush(c, 1);
-        if (f < 0) {
-            return f;
-        }
+    int f = uncork(c); /* too big to hold: what is held first, then this */
+    if (f < 0) {
+        return f;
     }
     /* A response that fits the socket's buffer is sent with the GIL held:
      * the socket is non-blocking, the copy takes microseconds, and giving
@@ -452,11 +457,9 @@ cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt)
 Py_ssize_t
 cn_conn_sendfile(cn_conn *c, int in_fd, off_t offset, size_t count)
 {
-    if (c->corking || c->cork_len > 0) {
-        int f = cn_conn_cork_flush(c, 1);
-        if (f < 0) {
-            return f;
-        }
+    int f = uncork(c);
+    if (f < 0) {
+        return f;
     }
     Py_ssize_t total = 0;
     int err = 0;
