@@ -195,7 +195,6 @@ typedef struct cn_gthread {
     pthread_t loop_thread;
     pthread_t *threads;        /* the pool's, then the fast lane's */
     int nstarted;
-    int fast_lane;             /* 1 when there is one: nthreads > 1 */
 } cn_gthread;
 
 /* loop.c ------------------------------------------------------------------ */

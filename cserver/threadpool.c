@@ -16,10 +16,10 @@
  * as a moving average per route in a small direct-mapped table, and a
  * request whose route costs less than a quarter of the average request,
  * or is short outright (fit to serve inline: inline_request_ok), goes to
- * the short list, taken first.  When
- * every request costs about the same (one route, or similar ones), all go
- * to one list and the order is plain arrival order.  No starvation: after
- * GT_FAST_RUN short requests in a row, one from the other list.
+ * the short list, taken first.  When every request costs about the same
+ * (one route, or similar ones), all go to one list and the order is plain
+ * arrival order.  No starvation: after GT_FAST_RUN short requests in a
+ * row, one from the other list.
  *
  * The fast lane.  When every thread holds a long request (a model call, a
  * slow upstream), a short one would still wait for the first of them to
@@ -251,6 +251,17 @@ queue_push(cn_gthread *g, gt_conn *gc, int wake)
     pthread_mutex_unlock(&g->pool_mu);
 }
 
+/* queue_push every connection of `list` (linked by next), waking. */
+static void
+queue_push_list(cn_gthread *g, gt_conn *list)
+{
+    while (list != NULL) {
+        gt_conn *gc = list;
+        list = gc->next;
+        queue_push(g, gc, 1);
+    }
+}
+
 int
 cn_gt_pool_dispatch(cn_gthread *g, gt_conn *gc, int may_inline)
 {
@@ -303,12 +314,14 @@ queue_take(cn_gthread *g, int fast)
 }
 
 /* The next queued connection and a serving slot for it, or NULL (nothing
- * queued, or every slot taken).  pool_mu held. */
+ * queued, every slot taken, or, with short_only, the next one is long).
+ * pool_mu held. */
 static gt_conn *
-pool_pop_locked(cn_gthread *g)
+pool_pop_locked(cn_gthread *g, int short_only)
 {
     int fast = g->f_head != NULL && (g->q_head == NULL || g->fast_run < GT_FAST_RUN);
-    if ((fast ? g->f_head : g->q_head) == NULL) {
+    gt_conn *next = fast ? g->f_head : g->q_head;
+    if (next == NULL || (short_only && next->longreq)) {
         return NULL;
     }
     if (!slot_take(g)) {
@@ -324,7 +337,7 @@ static gt_conn *
 pool_pop(cn_gthread *g)
 {
     pthread_mutex_lock(&g->pool_mu);
-    gt_conn *gc = pool_pop_locked(g);
+    gt_conn *gc = pool_pop_locked(g, 0);
     int stop = g->shutdown;
     pthread_mutex_unlock(&g->pool_mu);
     if (gc != NULL || stop) {
@@ -333,7 +346,7 @@ pool_pop(cn_gthread *g)
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&g->pool_mu);
     for (;;) {
-        gc = pool_pop_locked(g);
+        gc = pool_pop_locked(g, 0);
         if (gc != NULL || g->shutdown) {
             break;
         }
@@ -458,11 +471,7 @@ cn_gt_watch_takeover(cn_gthread *g)
     gt_conn *rest = g->batch_rest;
     g->batch_rest = NULL;
     pthread_mutex_unlock(&g->batch_mu);
-    while (rest != NULL) {
-        gt_conn *gc = rest;
-        rest = gc->next;
-        queue_push(g, gc, 1);
-    }
+    queue_push_list(g, rest);
 }
 
 void
@@ -624,8 +633,10 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
     pthread_mutex_lock(&g->batch_mu);
     g->batch_rest = list;
     pthread_mutex_unlock(&g->batch_mu);
+    int64_t now = cn_gt_clock_ns(CLOCK_MONOTONIC);
     for (;;) {
         pthread_mutex_lock(&g->batch_mu);
+        int due = g->cork_head != NULL && now - g->cork_since > GT_CORK_NS;
         gt_conn *gc = g->batch_rest;
         int got = gc != NULL && slot_take(g);
         if (got) {
@@ -633,6 +644,9 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
             gc->next = NULL;
         }
         pthread_mutex_unlock(&g->batch_mu);
+        if (due) {
+            cn_gt_cork_flush(g, 1); /* held long enough */
+        }
         if (gc != NULL && !got) {
             break; /* the pool has every slot: it takes the rest */
         }
@@ -640,29 +654,17 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
             /* what serving queued: a connection's next, pipelined, request;
              * a long one is left to the pool */
             pthread_mutex_lock(&g->pool_mu);
-            gc = pool_pop_locked(g);
+            gc = pool_pop_locked(g, 1);
             pthread_mutex_unlock(&g->pool_mu);
             if (gc == NULL) {
-                break;
-            }
-            if (gc->longreq) {
-                atomic_fetch_sub_explicit(&g->busy_long, gc->longreq, memory_order_relaxed);
-                atomic_fetch_sub(&g->busy, 1);
-                queue_push(g, gc, 1);
                 break;
             }
         }
         gc->c.corking = 1;
         serve_and_pass(g, gc, &nserved);
-        int64_t now = cn_gt_clock_ns(CLOCK_MONOTONIC);
+        now = cn_gt_clock_ns(CLOCK_MONOTONIC);
         if (now > deadline) {
             break;
-        }
-        pthread_mutex_lock(&g->batch_mu);
-        int due = g->cork_head != NULL && now - g->cork_since > GT_CORK_NS;
-        pthread_mutex_unlock(&g->batch_mu);
-        if (due) {
-            cn_gt_cork_flush(g, 1);
         }
     }
     cn_gt_cork_flush(g, 1);
@@ -674,11 +676,8 @@ cn_gt_serve_inline(cn_gthread *g, gt_conn *list)
      * loop; what is queued goes to the pool, whose threads may have waited
      * for the slot this thread held. */
     if (list != NULL && atomic_load(&g->busy) >= g->nthreads) {
-        while (list != NULL) {
-            gt_conn *gc = list;
-            list = gc->next;
-            queue_push(g, gc, 1);
-        }
+        queue_push_list(g, list);
+        list = NULL;
     }
     pool_nudge(g);
     g->loop_ts = PyEval_SaveThread();
@@ -698,8 +697,7 @@ cn_gt_inline_end(cn_gthread *g)
 int
 cn_gt_pool_start(cn_gthread *g)
 {
-    g->fast_lane = g->nthreads > 1;
-    int n = g->nthreads + g->fast_lane;
+    int n = g->nthreads + (g->nthreads > 1); /* the fast lane's */
     g->threads = calloc((size_t)n, sizeof(pthread_t));
     if (g->threads == NULL) {
         return -ENOMEM;
