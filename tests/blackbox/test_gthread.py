@@ -37,6 +37,17 @@ def get(path):
     return build_request("GET", path)
 
 
+def answered(sock):
+    """Whether a response has arrived on sock (peeked, not read)."""
+    sock.setblocking(False)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+    finally:
+        sock.settimeout(20)
+
+
 @pytest.fixture(params=["4", "1"], ids=["threads4", "threads1"])
 def threads(request):
     return request.param
@@ -498,18 +509,11 @@ def test_short_requests_overtake_queued_long_ones(server_factory):
         with srv.connect(timeout=20) as s:
             s.sendall(get("/hello"))
             assert read_one(s, timeout=20)[1] == b"hello"
-        done = 0
-        for c in others:
-            c.setblocking(False)
-            try:
-                done += bool(c.recv(1, socket.MSG_PEEK))
-            except BlockingIOError:
-                pass
+        done = sum(answered(c) for c in others)
         # arrival order would have answered the four other spins first; the
         # short request waits at most for the one running
         assert done <= 1, done
         for c in others:
-            c.settimeout(20)
             assert read_one(c, timeout=20)[1] == b"spun"
     finally:
         for c in spins:
@@ -761,17 +765,6 @@ def test_large_inline_response_after_a_held_one(server_factory):
 
 
 # ---- the fast lane: a short request beside --threads long ones (gthread.h) --
-
-
-def answered(sock):
-    """Whether a response has arrived on sock (peeked, not read)."""
-    sock.setblocking(False)
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except BlockingIOError:
-        return False
-    finally:
-        sock.settimeout(20)
 
 
 @pytest.mark.parametrize("nthreads", [1, 2, 4])
