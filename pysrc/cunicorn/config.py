@@ -804,7 +804,12 @@ register(
     desc="""\
         A base to use with setproctitle for process naming.
 
-        If not set, the *default_proc_name* setting will be used.
+        The master's title reads ``cunicorn: master [NAME]`` and each
+        worker's ``cunicorn: worker [NAME]`` in ps and top (``NAME.2`` for
+        a master started by USR2, until its parent exits).  This requires the
+        setproctitle module: ``pip install 'cunicorn[setproctitle]'``.
+
+        If not set, the application's URI (``APP_MODULE``) is used.
         """,
 )
 register(

@@ -3,6 +3,7 @@ binary upgrade, daemon and pid file, systemd activation, hooks, zero-loss
 worker changes.  Waits are on observable state (log lines, pid files, answers),
 every wait bounded; every process started here is stopped by pid."""
 
+import importlib.util
 import os
 import re
 import signal
@@ -337,6 +338,42 @@ def test_term_closes_the_listener_first_and_removes_pidfile(server_factory, tmp_
     assert not pidfile.exists()
 
 
+# -- process titles -------------------------------------------------------------
+
+
+def title(pid: int) -> str:
+    """``pid``'s command line as ps shows it (setproctitle rewrites it)."""
+    raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+
+
+def test_process_titles_name_master_and_workers(server_factory, tmp_path):
+    """gunicorn's titles (with setproctitle installed): ``master [NAME]`` and
+    ``worker [NAME]``, NAME the app's URI unless -n/--name (proc_name) says;
+    a HUP that changes proc_name renames the master and the new workers."""
+    pytest.importorskip("setproctitle", reason="the test extra installs it")
+    srv = server_factory(APP, "-w", "2")
+    assert title(srv.pid) == f"cunicorn: master [{APP}]"
+    # a worker sets its title in the child, maybe after its boot line
+    want = [f"cunicorn: worker [{APP}]"] * 2
+    assert wait_until(lambda: [title(p) for p in srv.worker_pids()] == want, 5)
+
+    name = tmp_path / "name"
+    name.write_text("api")
+    conf = tmp_path / "conf.py"
+    conf.write_text(f"proc_name = open({str(name)!r}).read()\n")
+    srv = server_factory(APP, "-c", str(conf), "-w", "1")
+    assert title(srv.pid) == "cunicorn: master [api]"
+    worker = srv.worker_pids()[0]
+    assert wait_until(lambda: title(worker) == "cunicorn: worker [api]", 5)
+    name.write_text("api-v2")
+    os.kill(srv.pid, signal.SIGHUP)
+    srv.wait_for_log(r"Booting worker with pid: \d+", count=2)
+    assert wait_until(lambda: title(srv.pid) == "cunicorn: master [api-v2]", 5)
+    worker = srv.worker_pids()[1]
+    assert wait_until(lambda: title(worker) == "cunicorn: worker [api-v2]", 5)
+
+
 # -- pid file and daemon -------------------------------------------------------
 
 
@@ -437,6 +474,7 @@ def test_daemon_writes_pidfile_detaches_and_stops(daemon):
 
 
 def test_usr2_winch_quit_upgrade(daemon, tmp_path):
+    has_setproctitle = importlib.util.find_spec("setproctitle") is not None
     d = daemon("-w", "2")
     old_master = d.pid
     old_workers = {
@@ -450,6 +488,8 @@ def test_usr2_winch_quit_upgrade(daemon, tmp_path):
         d.seen.add(new_master)
         assert new_master != old_master
         d.wait_log(r"Booting worker with pid: \d+", count=4, timeout=15)
+        if has_setproctitle:  # the new master's name says it is the second
+            assert title(new_master) == f"cunicorn: master [{APP}.2]"
         # a second USR2 while the child lives is refused
         os.kill(old_master, signal.SIGUSR2)
         d.wait_log(r"USR2 signal ignored. Child exists.")
@@ -464,6 +504,9 @@ def test_usr2_winch_quit_upgrade(daemon, tmp_path):
         os.kill(old_master, signal.SIGQUIT)
         assert wait_until(lambda: pid_gone(old_master), 10)
         d.wait_log(r"Master has been promoted.")
+        if has_setproctitle:
+            want = f"cunicorn: master [{APP}]"
+            assert wait_until(lambda: title(new_master) == want, 5)
         assert wait_until(lambda: read_pid(d.pidfile) == new_master, 5)
         assert not pid2.exists()
         load.wait_more()
