@@ -43,6 +43,7 @@ from run import (  # noqa: E402  (bench/run.py's /proc and wrk helpers)
     ROOT,
     SERVERS,
     free_port,
+    machine_busy_ticks,
     parse_wrk,
     tree_cpu_ticks,
     vm_rss_kb,
@@ -174,10 +175,18 @@ def measure(cfg: dict, args, conns: int, probe: bool = False) -> dict:
         wrk(srv.port, conns, args.warmup)
         p = Probe(srv.port) if probe else None
         t0 = tree_cpu_ticks(srv.proc.pid)
+        busy0, self0, kids0 = machine_busy_ticks(), own_cpu_s(), kids_cpu_s()
+        w0 = time.monotonic()
         if p:
             p.start()
         res = wrk(srv.port, conns, args.duration)
         t1 = tree_cpu_ticks(srv.proc.pid)
+        busy1, self1, kids1 = machine_busy_ticks(), own_cpu_s(), kids_cpu_s()
+        # BENCH.md: the other load during the run is the machine's busy time
+        # minus the server's, wrk's (a reaped child) and this script's (probe)
+        other_s = (busy1 - busy0 - (t1 - t0)) / CLK_TCK
+        other_s -= (kids1 - kids0) + (self1 - self0)
+        res["other_cores"] = max(0.0, other_s) / (time.monotonic() - w0)
         if p:
             p.stop_evt.set()
             p.join(10)
@@ -189,6 +198,16 @@ def measure(cfg: dict, args, conns: int, probe: bool = False) -> dict:
         return res
     finally:
         srv.stop()
+
+
+def own_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def kids_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def fmt(v, nd=1):
@@ -207,8 +226,10 @@ def compare(
     cols = "| server | req/s | p50 ms | p99 ms | errors | server CPU µs/req |"
     sep = "|---|---:|---:|---:|---:|---:|"
     if probe:
-        cols += " probe p50 ms | probe p99 ms |"
-        sep += "---:|---:|"
+        cols += " probe p50 ms | probe p99 ms | probe p99 by round |"
+        sep += "---:|---:|---:|"
+    cols += " other load (cores, max) |"
+    sep += "---:|"
     print(cols)
     print(sep)
     for label, rs in rounds.items():
@@ -223,7 +244,10 @@ def compare(
             f" | {fmt(med('cpu_us'))} |"
         )
         if probe:
-            line += f" {fmt(med('probe_p50'), 2)} | {fmt(med('probe_p99'), 2)} |"
+            each = ", ".join(fmt(r.get("probe_p99"), 2) for r in rs)
+            line += f" {fmt(med('probe_p50'), 2)} | {fmt(med('probe_p99'), 2)}"
+            line += f" | {each} |"
+        line += f" {fmt(max(r['other_cores'] for r in rs), 2)} |"
         print(line, flush=True)
 
 
