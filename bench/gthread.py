@@ -13,7 +13,10 @@ interleaved A B A B and the median of ``--repeat`` rounds.
 Parts (``--only``): hello, flask (keep-alive c50, with bjoern 1 process and, for
 hello, nginx 1 worker, started as bench/run.py starts them; ``--no-peers`` leaves
 them out); matmul (c200, with a probe
-hitting /probe every 10 ms, its p99 printed beside gunicorn's); idle (10,000
+hitting /probe every 10 ms, its p99 printed beside gunicorn's: until the response
+reached the probe's socket, by the kernel's receive timestamp, and until the
+probe's thread read it, which adds the probe's own wait for one of the CPUs the
+load keeps busy); idle (10,000
 idle keep-alive connections on one worker: RSS growth).  flask and numpy come
 from the peers' python (its site-packages go on cunicorn's PYTHONPATH).
 """
@@ -27,6 +30,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -128,31 +132,50 @@ def wrk(port: int, conns: int, duration: float, path: str = "/") -> dict:
     return res
 
 
+# Linux's SO_TIMESTAMPNS (= SCM_TIMESTAMPNS), which Python's socket module
+# does not name: each recvmsg carries the time the data reached the socket.
+SO_TIMESTAMPNS = 35
+
+
 class Probe(threading.Thread):
-    """GET /probe every 10 ms on one keep-alive connection; latencies in ms."""
+    """GET /probe every 10 ms on one keep-alive connection; latencies in ms,
+    two ways: until the response reached the probe's socket (the kernel's
+    receive timestamp: the server's latency), and until this thread read it
+    (adds the probe's own wait for a CPU, which it shares with the load)."""
 
     def __init__(self, port: int):
         super().__init__(daemon=True)
         self.port = port
-        self.lat: list[float] = []
+        self.lat: list[float] = []  # until read
+        self.lat_arrival: list[float] = []  # until it reached the socket
         self.stop_evt = threading.Event()
 
     def run(self) -> None:
         sock = None
         req = b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n"
+        anc_size = socket.CMSG_SPACE(16)
         while not self.stop_evt.is_set():
             t0 = time.perf_counter()
             try:
                 if sock is None:
                     sock = socket.create_connection((HOST, self.port), timeout=5)
+                    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                sent_ns = time.time_ns()
                 sock.sendall(req)
                 buf = b""
+                arrived_ns = None
                 while not buf.endswith(b"\r\n\r\nok"):
-                    chunk = sock.recv(4096)
+                    chunk, anc, _flags, _addr = sock.recvmsg(4096, anc_size)
                     if not chunk:
                         raise OSError("closed")
                     buf += chunk
+                    for level, kind, data in anc:
+                        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                            sec, nsec = struct.unpack("qq", data[:16])
+                            arrived_ns = sec * 1_000_000_000 + nsec
                 self.lat.append((time.perf_counter() - t0) * 1000)
+                if arrived_ns is not None:
+                    self.lat_arrival.append((arrived_ns - sent_ns) / 1e6)
             except OSError:  # reconnect
                 if sock is not None:
                     sock.close()
@@ -190,8 +213,9 @@ def measure(cfg: dict, args, conns: int, probe: bool = False) -> dict:
         if p:
             p.stop_evt.set()
             p.join(10)
-            res["probe_p99"] = pct(p.lat, 0.99)
-            res["probe_p50"] = pct(p.lat, 0.50)
+            res["probe_p99"] = pct(p.lat_arrival, 0.99)
+            res["probe_p50"] = pct(p.lat_arrival, 0.50)
+            res["probe_read_p99"] = pct(p.lat, 0.99)
         res["cpu_us"] = (
             (t1 - t0) / CLK_TCK * 1e6 / res["requests"] if res["requests"] else None
         )
@@ -226,8 +250,11 @@ def compare(
     cols = "| server | req/s | p50 ms | p99 ms | errors | server CPU µs/req |"
     sep = "|---|---:|---:|---:|---:|---:|"
     if probe:
-        cols += " probe p50 ms | probe p99 ms | probe p99 by round |"
-        sep += "---:|---:|---:|"
+        cols += (
+            " probe p50 ms | probe p99 ms | probe p99 by round"
+            " | probe p99 ms, read by the client |"
+        )
+        sep += "---:|---:|---:|---:|"
     cols += " other load (cores, max) |"
     sep += "---:|"
     print(cols)
@@ -246,7 +273,7 @@ def compare(
         if probe:
             each = ", ".join(fmt(r.get("probe_p99"), 2) for r in rs)
             line += f" {fmt(med('probe_p50'), 2)} | {fmt(med('probe_p99'), 2)}"
-            line += f" | {each} |"
+            line += f" | {each} | {fmt(med('probe_read_p99'), 2)} |"
         line += f" {fmt(max(r['other_cores'] for r in rs), 2)} |"
         print(line, flush=True)
 
