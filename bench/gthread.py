@@ -278,6 +278,52 @@ def compare(
         print(line, flush=True)
 
 
+# The app's own share of a Flask request: the same app called in a loop with a
+# plain dict environ (what a server cannot go below, on this machine).
+FLASK_ALONE = """
+import io, sys, time
+from flask_app import app
+env = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/",
+       "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+       "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1:8000",
+       "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(),
+       "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+       "wsgi.multithread": True, "wsgi.multiprocess": True,
+       "wsgi.run_once": False, "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "5555"}
+def start_response(status, headers, exc_info=None):
+    pass
+best = None
+for _ in range(3):
+    t = time.process_time()
+    for _ in range(20000):
+        r = app(dict(env), start_response)
+        for _ in r:
+            pass
+        r.close()
+    us = (time.process_time() - t) / 20000 * 1e6
+    best = us if best is None else min(best, us)
+print(f"{best:.1f}")
+"""
+
+
+def flask_call_alone(args, site: str) -> None:
+    out = subprocess.run(
+        [args.peers_python, "-c", FLASK_ALONE],
+        cwd=HERE / "apps",
+        env=dict(os.environ, PYTHONPATH=site),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if out.returncode != 0:
+        print(f"\nthe Flask call alone: not measured ({out.stderr.strip()[-200:]})")
+        return
+    print(
+        f"\nThe Flask call alone (the app called in a loop, dict environ, best of"
+        f" 3): {out.stdout.strip()} µs of CPU"
+    )
+
+
 def idle_rss(args, n: int = 10000) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, n + 1000)
@@ -476,6 +522,7 @@ def main(argv=None) -> int:
             args,
             50,
         )
+        flask_call_alone(args, site)
     if "matmul" in parts:
         compare(
             "matmul 256x256 float32, keep-alive, probe /probe every 10 ms",
