@@ -4,6 +4,7 @@
 #   make test      same set-up, ruff, then the whole test suite (what .ci/run runs)
 #   make sanitize  ASan+UBSan build in .venv-asan, black-box tests under it
 #   make bench     bench/run.py (peers in bench/.venv-peers); BENCH_ARGS=... passes flags
+#   make bench-gthread / bench-gevent   bench/gthread.py / bench/gevent.py, same peers
 #   make lint      ruff check + ruff format --check
 #   make clean     build products (keeps .venv and the peers' venv; see distclean)
 #
@@ -44,10 +45,10 @@ APT_ENV := DEBIAN_FRONTEND=noninteractive
 # FORCE_APT=1 runs the apt-get step even when everything looks installed.
 FORCE_APT ?=
 
-.PHONY: help demo test sanitize bench lint clean distclean sysdeps bench-sysdeps ext
+.PHONY: help demo test sanitize bench bench-gthread bench-gevent lint clean distclean sysdeps bench-sysdeps ext
 
 help:
-	@sed -n '2,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,10p' Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- system packages
 # Fast and silent when everything is there: one dpkg/pkg-config query, no apt-get.
@@ -166,6 +167,13 @@ $(PEERS_VENV)/.installed: | sysdeps
 
 bench: bench-sysdeps $(EXT_STAMP) $(PEERS_VENV)/.installed
 	$(VPY) bench/run.py --peers-python $(PEERS_VENV)/bin/python $(BENCH_ARGS)
+
+# the gthread worker's figures (issue 5) and the gevent worker's, same peers
+bench-gthread: bench-sysdeps $(EXT_STAMP) $(PEERS_VENV)/.installed
+	$(VPY) bench/gthread.py --peers-python $(PEERS_VENV)/bin/python $(BENCH_ARGS)
+
+bench-gevent: bench-sysdeps $(EXT_STAMP) $(PEERS_VENV)/.installed
+	$(VPY) bench/gevent.py --peers-python $(PEERS_VENV)/bin/python $(BENCH_ARGS)
 
 # ---------------------------------------------------------------- cleaning
 clean:
