@@ -422,6 +422,11 @@ def main(argv=None) -> int:
         "--no-gunicorn", action="store_true", help="leave gunicorn out (quick A/B)"
     )
     args = p.parse_args(argv)
+    # the servers start in a directory of their own: no relative paths
+    args.cunicorn = os.path.abspath(args.cunicorn)
+    args.peers_python = os.path.abspath(args.peers_python)
+    if args.ab:
+        args.ab = os.path.abspath(args.ab)
     parts = args.only.split(",")
     site = subprocess.run(
         [
