@@ -155,7 +155,12 @@ class Arbiter:
         elif self.master_pid and os.environ.get("GUNICORN_FD"):
             fds = [int(fd) for fd in os.environ.pop("GUNICORN_FD").split(",") if fd]
         if not fds:
-            return create_listeners(self.cfg.bind, self.cfg.backlog, self.log)
+            return create_listeners(
+                self.cfg.bind,
+                self.cfg.backlog,
+                self.log,
+                reuse_port=self.cfg.reuse_port,
+            )
         listeners = []
         for fd in fds:
             lnr = bind_one(fd, self.cfg.backlog)
@@ -279,7 +284,12 @@ class Arbiter:
         self.log.setup(self.cfg)
         self.log.reopen_files()
         if old_bind != list(self.cfg.bind) and not self.systemd:
-            new = create_listeners(self.cfg.bind, self.cfg.backlog, self.log)
+            new = create_listeners(
+                self.cfg.bind,
+                self.cfg.backlog,
+                self.log,
+                reuse_port=self.cfg.reuse_port,
+            )
             close_listeners(self.listeners)
             self.listeners = new
             self.log.info("Listening at: %s", ",".join(str(x) for x in new))

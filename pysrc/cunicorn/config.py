@@ -1184,6 +1184,10 @@ register(
     action="store_true",
     desc="""\
         Set the ``SO_REUSEPORT`` flag on the listening socket.
+
+        Another process that sets it too (a second cunicorn with
+        ``--reuse-port``) may then bind the same address, and the kernel
+        spreads new connections among the sockets.
         """,
 )
 register(
@@ -1902,7 +1906,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "uwsgi_allow_ips": "the uwsgi protocol is not served",
     "raw_paste_global_conf": "PasteDeploy is not supported",
     # master mechanics
-    "reuse_port": "SO_REUSEPORT is not set",
     "sendfile": "sendfile is always used for file wrappers",
 }
 

@@ -133,7 +133,19 @@ def _remove_stale_unix_socket(path: str) -> None:
         raise ValueError(f"{path!r} is not a socket")
 
 
-def bind_one(addr: Address, backlog: int) -> Listener:
+def _set_reuse_port(sock: socket.socket) -> None:
+    """SO_REUSEPORT (--reuse-port): other processes that set it too may bind
+    the same address, and the kernel spreads connections among them.  Where
+    the socket or the system has no such option it is skipped, as gunicorn
+    skips it."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError as e:
+        if e.errno not in (errno.ENOPROTOOPT, errno.EINVAL):
+            raise
+
+
+def bind_one(addr: Address, backlog: int, reuse_port: bool = False) -> Listener:
     """Create, bind and listen on one address (OSError on failure)."""
     if isinstance(addr, int):
         sock = socket.socket(fileno=addr)  # adopts the fd; family from the kernel
@@ -156,6 +168,8 @@ def bind_one(addr: Address, backlog: int) -> Listener:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            _set_reuse_port(sock)
         sock.bind(addr)
         _set_options(sock, backlog, bound=False)
     except BaseException:
@@ -165,7 +179,12 @@ def bind_one(addr: Address, backlog: int) -> Listener:
 
 
 def create_listeners(
-    binds: list[str], backlog: int, log: Any, retries: int = 5, delay: float = 1.0
+    binds: list[str],
+    backlog: int,
+    log: Any,
+    retries: int = 5,
+    delay: float = 1.0,
+    reuse_port: bool = False,
 ) -> list[Listener]:
     """Bind every ``--bind`` address once.  Like gunicorn, a failing address is
     retried ``retries`` times a second apart, then ``Can't connect to ADDR`` and
@@ -177,7 +196,7 @@ def create_listeners(
             listener = None
             for i in range(retries):
                 try:
-                    listener = bind_one(addr, backlog)
+                    listener = bind_one(addr, backlog, reuse_port)
                     break
                 except OSError as e:
                     if e.errno == errno.EADDRINUSE:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.server import (
     build_request,
+    free_port,
     parse_response,
     pid_gone,
     recv_all,
@@ -217,3 +218,23 @@ def test_term_while_a_worker_boots_lets_it_exit_cleanly(server_factory):
     srv.wait_for_log(rf"Worker exiting \(pid: {pid}\)", timeout=10)
     text = srv.log_text()
     assert f"Worker (pid:{pid}) was sent SIGTERM" not in text, text
+
+
+def test_reuse_port_two_servers_share_one_address(server_factory):
+    """--reuse-port (SO_REUSEPORT, as gunicorn sets it): a second server binds
+    the address the first listens on, and the kernel spreads the connections
+    over both; without it the second could not bind."""
+    port = free_port()
+    bind = ("-b", f"127.0.0.1:{port}", "--reuse-port", "-w", "1")
+    a = server_factory(APP, *bind, bind=False)
+    b = server_factory(APP, *bind, bind=False)
+    assert a.port == b.port == port
+    want = {a.worker_pids()[0], b.worker_pids()[0]}
+    seen = set()
+    for _ in range(200):
+        resp = get(a)
+        assert resp.status == 200
+        seen.add(int(resp.body.split()[1]))
+        if seen == want:
+            break
+    assert seen == want

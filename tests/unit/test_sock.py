@@ -1,5 +1,6 @@
 """--bind parsing and binding the listening sockets once in the master."""
 
+import errno
 import os
 import socket
 
@@ -44,6 +45,20 @@ def test_parse_address_errors(bind, message):
     with pytest.raises(RuntimeError) as exc:
         parse_address(bind)
     assert str(exc.value) == message
+
+
+def test_reuse_port_lets_a_second_socket_bind_the_same_address():
+    first = bind_one(("127.0.0.1", 0), 16, reuse_port=True)
+    try:
+        addr = first.sock.getsockname()
+        assert first.sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
+        with pytest.raises(OSError) as exc:  # without it: in use
+            bind_one(addr, 16)
+        assert exc.value.errno == errno.EADDRINUSE
+        second = bind_one(addr, 16, reuse_port=True)
+        second.close()
+    finally:
+        first.close()
 
 
 def test_tcp_port_zero_reports_real_port():
