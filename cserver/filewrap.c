@@ -4,7 +4,8 @@
  * yields filelike.read(blksize) until that returns an empty (false) value, and
  * close() closes the file; response.c recognises an instance returned by the
  * app (exact type only) and sends the file with sendfile(2) instead when
- * filelike.fileno() is a regular file.
+ * filelike.fileno() is a regular file, unless --no-sendfile (or SENDFILE=0)
+ * turned sendfile off (cn_worker.sendfile).
  *
  * Heap type created from a spec; the interned "read" and "close" strings come
  * from the module state reached through the type.  Everything here is CN_GIL. */
@@ -172,7 +173,7 @@ static PyType_Slot fw_slots[] = {
     {Py_tp_doc, (void *)"FileWrapper(filelike, blksize=8192)\n--\n\n"
                         "wsgi.file_wrapper: iterates filelike.read(blksize); "
                         "sent with sendfile(2)\nwhen filelike.fileno() is a "
-                        "regular file."},
+                        "regular file (unless --no-sendfile)."},
     {Py_tp_new, fw_new},
     {Py_tp_dealloc, fw_dealloc},
     {Py_tp_traverse, fw_traverse},

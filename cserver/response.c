@@ -1303,8 +1303,8 @@ cn_response_finish(PyObject *sr, PyObject *result)
     }
     else {
         rc = FIN_FALLBACK;
-        if (Py_IS_TYPE(result, st->file_wrapper_type) && self->status != NULL
-            && !self->head_sent) {
+        if (Py_IS_TYPE(result, st->file_wrapper_type) && self->w->sendfile
+            && self->status != NULL && !self->head_sent) {
             rc = sr_finish_file(self, result);
         }
         if (rc == FIN_FALLBACK) {

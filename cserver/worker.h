@@ -42,6 +42,7 @@ typedef struct cn_worker {
     long max_requests;         /* 0 = unlimited */
     cn_limits limits;          /* parser policy from the limit_* settings */
     int head_timeout_ms;       /* a request head must arrive within this */
+    int sendfile;              /* FileWrapper responses with sendfile(2) */
     uint64_t requests;         /* served so far */
     uint64_t emfile_logged_ms; /* last "too many open files" log line */
 

@@ -168,22 +168,24 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
         "error_log", "header_map", "permit_unconventional_http_method",
         "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces",
         "proxy_protocol", "proxy_allow_ips", "forwarded_allow_ips", "secure_scheme_headers",
-        NULL,
+        "sendfile", NULL,
     };
     PyObject *app, *listeners, *base, *heartbeats = Py_None;
     PyObject *access_log = Py_None, *error_log = Py_None;
     int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0, proxy = 0;
+    int sendfile = 1;
     PyObject *proxy_allow = Py_None, *forwarded_allow = Py_None, *secure = Py_None;
     double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
     long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOO", kwlist, &app,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOOp", kwlist, &app,
                                      &listeners, &PyDict_Type, &base, &heartbeats, &slot,
                                      &timeout, &graceful, &keepalive, &max_requests, &line,
                                      &fields, &field_size, &access_log, &error_log,
                                      &header_map, &permit_method, &casefold, &fold, &strip,
-                                     &proxy, &proxy_allow, &forwarded_allow, &secure)) {
+                                     &proxy, &proxy_allow, &forwarded_allow, &secure,
+                                     &sendfile)) {
         return -1;
     }
     if (!PyCallable_Check(app)) {
@@ -220,6 +222,7 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
      * worker for the whole timeout (a gunicorn bug we do not copy). */
     w->head_timeout_ms = w->timeout_ms < 5000 ? w->timeout_ms : 5000;
     w->max_requests = max_requests;
+    w->sendfile = sendfile;
     cn_limits_init(&w->limits, line, fields, field_size);
     if (strcmp(header_map, "drop") == 0) {
         w->limits.header_map = CN_HEADER_MAP_DROP;

@@ -387,6 +387,7 @@ class Arbiter:
             "secure_scheme_headers": {
                 k.upper(): v for k, v in cfg.secure_scheme_headers.items()
             },
+            "sendfile": cfg.sendfile,
         }
 
     def run_worker_loop(

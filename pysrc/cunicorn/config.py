@@ -1906,7 +1906,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "uwsgi_allow_ips": "the uwsgi protocol is not served",
     "raw_paste_global_conf": "PasteDeploy is not supported",
     # master mechanics
-    "sendfile": "sendfile is always used for file wrappers",
 }
 
 # Settings that gunicorn has removed but old config files still set: a config

@@ -10,8 +10,10 @@ Apps (query parameters in brackets):
   chunked          200, no length, generator b"hello ", b"", b"world", b"!"
                                                                   (validated)
   nobody [code]    ``code`` (204/304/1xx) with a body the server must drop
-  file [path, kind=file|bytesio, blksize, cl, offset]
-                   wsgi.file_wrapper over a real file or a BytesIO
+  file [path, kind=file|bytesio|upper, blksize, cl, offset]
+                   wsgi.file_wrapper over a real file or a BytesIO; ``upper``:
+                   a real file's fileno() whose read() upper-cases, so a body
+                   sent with sendfile(2) differs from one read through it
   bad_status [which]   start_response with a malformed status (see BAD_STATUS)
   bad_header [which]   a malformed header (see BAD_HEADERS)
   hop              hop-by-hop headers from the app (server must drop them)
@@ -107,11 +109,37 @@ def _nobody(environ, start_response):
 nobody_app = validator(_nobody)
 
 
+class _UpperFile:
+    """A file object whose read() upper-cases what the file holds."""
+
+    def __init__(self, path):
+        self.f = open(path, "rb")
+
+    def fileno(self):
+        return self.f.fileno()
+
+    def tell(self):
+        return self.f.tell()
+
+    def seek(self, pos):
+        return self.f.seek(pos)
+
+    def read(self, n=-1):
+        return self.f.read(n).upper()
+
+    def close(self):
+        self.f.close()
+
+
 def file_app(environ, start_response):
     q = _qs(environ)
     kind = q.get("kind", "file")
     blksize = int(q.get("blksize", "8192"))
-    if kind == "file":
+    if kind == "upper":
+        f = _UpperFile(q["path"])
+        if "offset" in q:
+            f.seek(int(q["offset"]))
+    elif kind == "file":
         f = open(q["path"], "rb")
         if "offset" in q:
             f.seek(int(q["offset"]))

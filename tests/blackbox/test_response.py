@@ -161,6 +161,32 @@ def test_file_wrapper_starts_at_current_offset(suite_server, data_file, kind):
     assert resp.body == content[12345:]
 
 
+@pytest.mark.parametrize(
+    "args, env, sendfile",
+    [
+        ((), None, True),
+        (("--no-sendfile",), None, False),
+        ((), {"SENDFILE": "0"}, False),
+        (("-k", "gthread", "--no-sendfile"), None, False),
+        (("-k", "gevent", "--no-sendfile"), None, False),
+    ],
+    ids=["default", "no-sendfile", "SENDFILE=0", "gthread", "gevent"],
+)
+def test_no_sendfile_reads_through_the_file_wrapper(
+    server_factory, tmp_path, args, env, sendfile
+):
+    """gunicorn's --no-sendfile (or SENDFILE=0): a wsgi.file_wrapper response
+    is read through the file object, not sent from its descriptor."""
+    path = tmp_path / "text.txt"
+    content = b"hello, file\n" * 20_000
+    path.write_bytes(content)
+    srv = server_factory("tests.apps.suite:app", *args, env=env)
+    target = f"/_t/file?kind=upper&path={quote(str(path))}&offset=6"
+    resp = _get(srv, target)
+    assert resp.status == 200
+    assert resp.body == (content[6:] if sendfile else content[6:].upper())
+
+
 def test_file_wrapper_http10(suite_server, data_file):
     path, content = data_file
     resp = _get(suite_server, f"/_t/file?path={quote(str(path))}", version="HTTP/1.0")
