@@ -137,11 +137,9 @@ class Arbiter:
         return 0
 
     def set_env(self) -> None:
-        """raw_env (-e KEY=VALUE) into the environment, as gunicorn's setup."""
-        for kv in self.cfg.values.get("raw_env") or []:
-            k, sep, v = kv.partition("=")
-            if sep:
-                os.environ[k] = v
+        """raw_env (-e KEY=VALUE) into the environment, as gunicorn's setup
+        (the entries were checked when the app loaded its config)."""
+        os.environ.update(self.cfg.env)
 
     def make_listeners(self) -> list[Listener]:
         """systemd's sockets (LISTEN_FDS), a USR2 parent's (GUNICORN_FD) or
@@ -263,8 +261,7 @@ class Arbiter:
         generation.  A configuration that fails to load is logged and the
         running one kept."""
         old_cfg, old_bind = self.cfg, list(self.cfg.bind)
-        for k in self.cfg.values.get("raw_env") or []:
-            key = k.partition("=")[0]
+        for key in self.cfg.env:
             if key in self.env_orig:
                 os.environ[key] = self.env_orig[key]
             else:

@@ -122,6 +122,39 @@ def test_hup_rereads_the_config_file_and_runs_on_reload(server_factory, tmp_path
     assert "SIGKILL" not in log and "exited with code" not in log
 
 
+def test_raw_env_reaches_the_workers_and_a_hup_drops_a_removed_one(
+    server_factory, tmp_path
+):
+    """raw_env (the config file's list, or -e KEY=VALUE) is in the workers'
+    os.environ; a HUP whose config no longer names a variable restores the
+    value it had before (unset here), as gunicorn's reload does; -e on the
+    command line replaces the file's list, as any command-line setting does."""
+    conf = tmp_path / "conf.py"
+    conf.write_text('raw_env = ["CUN_A=1", "CUN_B=x=y"]\n')
+    srv = server_factory(APP, "-c", str(conf), workers=1)
+
+    def env(name, srv=srv):
+        return get(srv.port, f"/env?name={name}").body
+
+    assert (env("CUN_A"), env("CUN_B")) == (b"1", b"x=y")
+    (old,) = srv.worker_pids()
+    conf.write_text('raw_env = ["CUN_A=2"]\n')
+    os.kill(srv.pid, signal.SIGHUP)
+    srv.wait_for_log(r"Booting worker with pid: \d+", count=2)
+    assert wait_until(lambda: pid_gone(old), 10), srv.log_tail()
+    assert (env("CUN_A"), env("CUN_B")) == (b"2", b"-")
+
+    cli = server_factory(APP, "-c", str(conf), "-e", "CUN_C=", workers=1)
+    assert (env("CUN_A", cli), env("CUN_C", cli)) == (b"-", b"")
+
+
+def test_raw_env_without_equals_is_a_config_error():
+    proc = start_server_cmd(APP, "-e", "CUN_NOVALUE")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, (out, err)
+    assert b"CUN_NOVALUE" in out + err
+
+
 def test_hup_with_a_broken_config_keeps_serving(server_factory, tmp_path):
     wf = tmp_path / "workers"
     wf.write_text("1")

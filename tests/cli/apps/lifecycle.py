@@ -7,6 +7,7 @@ Paths:
                    (default 1.5), then 200 ``slow done``
   ``/hang``        writes ``hang request started (pid N)`` and sleeps forever
                    without returning (the worker stops beating its heartbeat)
+  ``/env?name=X``  200, the worker's os.environ[X], or ``-`` when unset
 
 With $LIFECYCLE_IMPORT_DELAY set, importing this module takes that many
 seconds (an app that boots slowly).  ``app`` is wrapped in
@@ -41,6 +42,9 @@ def _app(environ, start_response):
         _note("hang")
         while True:
             time.sleep(3600)
+    elif path == "/env":
+        name = parse_qs(environ.get("QUERY_STRING", ""))["name"][0]
+        body = os.environ.get(name, "-").encode()
     else:
         body = b"ok %d" % os.getpid()
     start_response(
