@@ -84,3 +84,34 @@ def test_main_in_process_version(capsys):
         cli.main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out == "cunicorn (version 0.1.0)\n"
+
+
+OK_APP = "def app(environ, start_response):\n    return []\n"
+
+
+def test_check_config_loads_the_app_and_exits_0(isolated):
+    (isolated / "okapp.py").write_text(OK_APP)
+    r = run("--check-config", "-w", "3", "okapp:app")
+    assert r.returncode == 0, r.stderr
+    assert "Listening" not in r.stdout + r.stderr  # checked, never served
+
+
+def test_check_config_with_an_app_that_fails_to_load_exits_1(isolated):
+    (isolated / "badapp.py").write_text("raise ImportError('no model file')\n")
+    r = run("--check-config", "badapp:app")
+    assert r.returncode == 1
+    assert "Error while loading the application" in r.stderr
+    assert "ImportError: no model file" in r.stderr
+
+
+def test_print_config_prints_the_resolved_settings(isolated):
+    (isolated / "okapp.py").write_text(OK_APP)
+    r = run("--print-config", "-w", "3", "--timeout", "7", "okapp:app")
+    assert r.returncode == 0, r.stderr
+    lines = dict(
+        (k.strip(), v.strip())
+        for k, _, v in (line.partition("=") for line in r.stdout.splitlines())
+    )
+    assert lines["workers"] == "3"
+    assert lines["timeout"] == "7"
+    assert lines["bind"] == "['127.0.0.1:8000']"
