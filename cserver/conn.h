@@ -90,6 +90,10 @@ typedef struct cn_conn {
     size_t nrequests;          /* requests parsed on this connection */
     char peer_ip[48];          /* peer address as text ("" for unix sockets) */
     int https;                 /* wsgi.url_scheme is https (trusted header) */
+    int underscore;            /* a header name with '_' in this request */
+    int fwd_trusted;           /* ... and the peer may send forwarder_headers */
+    int script_hdr;            /* header index giving SCRIPT_NAME, or -1 */
+    size_t script_skip;        /* path bytes that are SCRIPT_NAME */
 
     int error_status;          /* HTTP status of a parse error, or 0 */
     const char *error_reason;  /* static text for the error page */

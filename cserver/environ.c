@@ -141,13 +141,24 @@ header_key(cn_worker *w, const cn_header *h, PyObject **owned)
     return *owned;
 }
 
+/* Whether the header h, whose name has a '_', reaches the environ: with
+ * header_map=dangerous, or when it is one of forwarder_headers from a
+ * trusted front end (c->fwd_trusted); else it is dropped (gunicorn's
+ * header_map=drop: '_' names could spoof '-' ones). */
 static int
-add_header(cn_worker *w, PyObject *env, const cn_header *h)
+underscore_kept(const cn_worker *w, const cn_conn *c, const cn_header *h)
+{
+    return w->limits.header_map == CN_HEADER_MAP_DANGEROUS
+           || (c->fwd_trusted && cn_fwd_named(&w->limits, h->name, h->name_len));
+}
+
+static int
+add_header(cn_worker *w, const cn_conn *c, PyObject *env, const cn_header *h)
 {
     PyObject *owned;
-    if (memchr(h->name, '_', h->name_len) != NULL
-        && w->limits.header_map != CN_HEADER_MAP_DANGEROUS) {
-        return 0; /* gunicorn's header_map=drop: '_' names could spoof '-' */
+    if (c->underscore && memchr(h->name, '_', h->name_len) != NULL
+        && !underscore_kept(w, c, h)) {
+        return 0;
     }
     PyObject *key = header_key(w, h, &owned);
     if (key == NULL) {
@@ -198,8 +209,8 @@ cn_peer_ip(cn_conn *c)
 int
 cn_ip_allowed(PyObject *allow, const char *ip)
 {
-    if (allow == NULL) {
-        return 1;
+    if (allow == NULL || ip[0] == '\0') {
+        return 1; /* everyone ("*"), or a unix socket's peer, as gunicorn */
     }
     PyObject *s = PyUnicode_FromString(ip);
     if (s == NULL) {
@@ -323,15 +334,16 @@ add_server(cn_worker *w, PyObject *env, const cn_conn *c)
     return set_steal(env, st->str[CN_STR_SERVER_PORT], PyUnicode_FromString("80"));
 }
 
-/* PATH_INFO and QUERY_STRING from the request target. */
-static int
-add_path(cn_worker *w, PyObject *env, const cn_conn *c)
+/* The parts of the request target: the path [*path, *pend) and, when there
+ * is one, the query [*q, *qend) (q NULL without one). */
+static void
+split_target(const cn_conn *c, const char **path, const char **pend, const char **q,
+             const char **qend)
 {
-    cn_state *st = w->st;
     const char *t = c->target;
     size_t n = c->target_len;
     const char *end = t + n;
-    const char *path = t;
+    *path = t;
 
     if (n >= 2 && t[0] == '/' && t[1] == '/') {
         /* "//x" is a path, not a network location (gunicorn #297). */
@@ -353,43 +365,109 @@ add_path(cn_worker *w, PyObject *env, const cn_conn *c)
             while (slash < end && *slash != '/' && *slash != '?' && *slash != '#') {
                 slash++;
             }
-            path = slash;
+            *path = slash;
         }
     }
-    const char *q = memchr(path, '?', (size_t)(end - path));
-    const char *hash = memchr(path, '#', (size_t)(end - path));
-    const char *pend = q ? q : (hash ? hash : end);
-    if (q && hash && hash < q) {
-        pend = hash;
-        q = NULL;
+    const char *qm = memchr(*path, '?', (size_t)(end - *path));
+    const char *hash = memchr(*path, '#', (size_t)(end - *path));
+    *pend = qm ? qm : (hash ? hash : end);
+    if (qm && hash && hash < qm) {
+        *pend = hash;
+        qm = NULL;
     }
+    *q = qm ? qm + 1 : NULL;
+    *qend = qm ? (hash && hash > qm ? hash : end) : NULL;
+}
 
-    PyObject *path_info = unquote(path, (size_t)(pend - path));
-    if (path_info == NULL) {
-        return -1;
+int
+cn_request_forwarded(cn_worker *w, cn_conn *c)
+{
+    c->fwd_trusted = 0;
+    if (!c->underscore || w->limits.header_map == CN_HEADER_MAP_DANGEROUS) {
+        return 0;
     }
-    PyObject *script = PyDict_GetItemWithError(env, st->str[CN_STR_SCRIPT_NAME]);
-    if (script != NULL && PyUnicode_Check(script) && PyUnicode_GET_LENGTH(script) > 0) {
-        Py_ssize_t sl = PyUnicode_GET_LENGTH(script);
-        int starts = PyUnicode_Tailmatch(path_info, script, 0, sl, -1);
-        if (starts == 1) {
-            PyObject *rest = PyUnicode_Substring(path_info, sl, PyUnicode_GET_LENGTH(path_info));
-            Py_SETREF(path_info, rest);
-            if (path_info == NULL) {
-                return -1;
-            }
+    int named = 0;
+    for (size_t i = 0; i < c->nheaders && !named; i++) {
+        const cn_header *h = &c->headers[i];
+        named = memchr(h->name, '_', h->name_len) != NULL
+                && cn_fwd_named(&w->limits, h->name, h->name_len);
+    }
+    if (!named) {
+        return 0;
+    }
+    int ok = cn_ip_allowed(w->forwarded_allow, c->peer_ip);
+    if (ok < 0) {
+        return -2;
+    }
+    c->fwd_trusted = ok;
+    return !ok && w->limits.header_map == CN_HEADER_MAP_REFUSE ? -1 : 0;
+}
+
+int
+cn_request_script(cn_worker *w, cn_conn *c, char *msg, size_t cap)
+{
+    c->script_hdr = -1;
+    c->script_skip = 0;
+    for (size_t i = 0; c->underscore && i < c->nheaders; i++) {
+        const cn_header *h = &c->headers[i];
+        if (h->name_len == 11 && strncasecmp(h->name, "script_name", 11) == 0
+            && underscore_kept(w, c, h)) {
+            c->script_hdr = (int)i; /* the last one, as gunicorn */
         }
     }
-    else if (PyErr_Occurred()) {
-        Py_DECREF(path_info);
+    const char *s;
+    size_t n;
+    if (c->script_hdr >= 0) {
+        s = c->headers[c->script_hdr].value;
+        n = c->headers[c->script_hdr].value_len;
+    }
+    else {
+        PyObject *v = PyDict_GetItemWithError(w->base_environ, w->st->str[CN_STR_SCRIPT_NAME]);
+        if (v == NULL || !PyUnicode_Check(v) || PyUnicode_GET_LENGTH(v) == 0) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        /* the path is latin-1 text: a SCRIPT_NAME with wider characters
+         * is no prefix of it (s NULL: a mismatch) */
+        s = PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND ? (const char *)PyUnicode_1BYTE_DATA(v)
+                                                      : NULL;
+        n = (size_t)PyUnicode_GET_LENGTH(v);
+    }
+    if (n == 0) {
+        return 0;
+    }
+    const char *path, *pend, *q, *qend;
+    split_target(c, &path, &pend, &q, &qend);
+    if (s != NULL && (size_t)(pend - path) >= n && memcmp(path, s, n) == 0) {
+        c->script_skip = n;
+        return 0;
+    }
+    snprintf(msg, cap,
+             "Configuration problem: Request path '%.*s' does not start with SCRIPT_NAME '%.*s'",
+             (int)(pend - path > 200 ? 200 : pend - path), path, (int)(n > 200 ? 200 : n),
+             s != NULL ? s : "(not latin-1)");
+    return 1;
+}
+
+/* PATH_INFO (what follows SCRIPT_NAME: cn_request_script), SCRIPT_NAME from
+ * a header, and QUERY_STRING, from the request target. */
+static int
+add_path(cn_worker *w, PyObject *env, const cn_conn *c)
+{
+    cn_state *st = w->st;
+    const char *path, *pend, *q, *qend;
+    split_target(c, &path, &pend, &q, &qend);
+    path += c->script_skip;
+    if (set_steal(env, st->str[CN_STR_PATH_INFO], unquote(path, (size_t)(pend - path))) < 0) {
         return -1;
     }
-    if (set_steal(env, st->str[CN_STR_PATH_INFO], path_info) < 0) {
-        return -1;
+    if (c->script_hdr >= 0) {
+        const cn_header *h = &c->headers[c->script_hdr];
+        if (set_steal(env, st->str[CN_STR_SCRIPT_NAME], latin1(h->value, h->value_len)) < 0) {
+            return -1;
+        }
     }
     if (q) {
-        const char *qend = hash && hash > q ? hash : end;
-        return set_steal(env, st->str[CN_STR_QUERY_STRING], latin1(q + 1, (size_t)(qend - q - 1)));
+        return set_steal(env, st->str[CN_STR_QUERY_STRING], latin1(q, (size_t)(qend - q)));
     }
     return PyDict_SetItem(env, st->str[CN_STR_QUERY_STRING], st->str[CN_STR_empty]);
 }
@@ -431,7 +509,7 @@ cn_environ_build(cn_worker *w, cn_conn *c, PyObject *input)
         return NULL;
     }
     for (size_t i = 0; i < c->nheaders; i++) {
-        if (add_header(w, env, &c->headers[i]) < 0) {
+        if (add_header(w, c, env, &c->headers[i]) < 0) {
             Py_DECREF(env);
             return NULL;
         }

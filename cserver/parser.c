@@ -474,9 +474,11 @@ on_headers_complete(llhttp_t *p)
                 return cb_fail(c, 417, "Expectation Failed");
             }
         }
-        if (memchr(h->name, '_', h->name_len) != NULL
-            && l->header_map == CN_HEADER_MAP_REFUSE) {
-            return cb_fail(c, 400, "Invalid header name: underscore");
+        if (memchr(h->name, '_', h->name_len) != NULL) {
+            c->underscore = 1; /* environ.c decides (forwarder_headers) */
+            if (l->header_map == CN_HEADER_MAP_REFUSE && !cn_fwd_named(l, h->name, h->name_len)) {
+                return cb_fail(c, 400, "Invalid header name: underscore");
+            }
         }
     }
     int st = check_transfer_encoding(c);
@@ -756,6 +758,28 @@ cn_parse_begin(cn_conn *c, const cn_limits *l)
     c->in_trailers = 0;
     c->error_status = 0;
     c->error_reason = NULL;
+    c->underscore = c->fwd_trusted = 0;
+    c->script_hdr = -1;
+    c->script_skip = 0;
+}
+
+int
+cn_fwd_named(const cn_limits *l, const char *n, size_t len)
+{
+    if (l->fwd_any) {
+        return 1;
+    }
+    for (int k = 0; k < l->nfwd; k++) {
+        const char *f = l->fwd[k];
+        size_t i = 0;
+        while (i < len && f[i] != 0 && toupper((unsigned char)n[i]) == (unsigned char)f[i]) {
+            i++;
+        }
+        if (i == len && f[i] == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Map an llhttp error to a status for the error page. */

@@ -8,6 +8,8 @@
 #include "conn.h"
 
 /* Parser policy, from the worker's settings (normalised by cn_limits_init). */
+#define CN_FWD_MAX 16
+
 typedef struct {
     size_t line;          /* max request line length, CRLF excluded; 0 = none */
     size_t field_size;    /* max header line length, CRLF included */
@@ -18,12 +20,20 @@ typedef struct {
     int permit_obsolete_folding;
     int strip_header_spaces;
     int proxy_protocol;   /* expect a PROXY v1/v2 header on new connections */
+    /* forwarder_headers: names with '_' that a trusted front end may send
+     * (SCRIPT_NAME, PATH_INFO), compared with the upper-cased header name;
+     * fwd_any for "*" */
+    int nfwd, fwd_any;
+    char fwd[CN_FWD_MAX][64];
 } cn_limits;
 
 enum { CN_HEADER_MAP_DROP = 0, CN_HEADER_MAP_REFUSE = 1, CN_HEADER_MAP_DANGEROUS = 2 };
 
 /* Fill `l` from gunicorn-style setting values (0 or out of range → default). */
 void cn_limits_init(cn_limits *l, long line, long fields, long field_size);
+
+/* Whether the header name n[0..len) is one of forwarder_headers.  No Python. */
+int cn_fwd_named(const cn_limits *l, const char *n, size_t len);
 
 /* Prepare `c` to parse a new request starting at c->pos (after a previous one
  * or on a fresh connection); compacts nothing. */

@@ -46,6 +46,29 @@ cn_serve_request(cn_worker *w, cn_conn *c)
         cn_send_error(c, 400, "Contradictory scheme headers");
         return -1;
     }
+    int fwd = cn_request_forwarded(w, c);
+    if (fwd < 0) {
+        if (fwd == -2) {
+            PyErr_Clear();
+        }
+        cn_send_error(c, 400, "Invalid header name: underscore");
+        return -1;
+    }
+    char problem[512];
+    int sn = cn_request_script(w, c, problem, sizeof(problem));
+    if (sn != 0) {
+        if (sn < 0) {
+            cn_worker_log(w, "error", "Error reading SCRIPT_NAME", 1);
+            snprintf(problem, sizeof(problem), "Internal Server Error");
+        }
+        else {
+            char line[600];
+            snprintf(line, sizeof(line), "Invalid request from ip=%s: %s", c->peer_ip, problem);
+            cn_worker_log(w, "warning", line, 0);
+        }
+        cn_send_error(c, 500, problem);
+        return -1;
+    }
     w->requests++;
 
     PyObject *input = cn_input_new(w, c);

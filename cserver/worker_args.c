@@ -115,6 +115,41 @@ parse_allow(PyObject *value, PyObject **out)
     return 0;
 }
 
+/* forwarder_headers: ["SCRIPT_NAME", "PATH_INFO"], or with "*" (any). */
+static int
+parse_forwarders(cn_limits *l, PyObject *seq)
+{
+    l->nfwd = l->fwd_any = 0;
+    if (seq == Py_None) {
+        return 0;
+    }
+    PyObject *items = PySequence_Fast(seq, "forwarder_headers must be a list");
+    if (items == NULL) {
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(items);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const char *name = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(items, i));
+        if (name == NULL) {
+            Py_DECREF(items);
+            return -1;
+        }
+        if (strcmp(name, "*") == 0) {
+            l->fwd_any = 1;
+            continue;
+        }
+        if (l->nfwd == CN_FWD_MAX || strlen(name) >= sizeof(l->fwd[0])) {
+            Py_DECREF(items);
+            PyErr_Format(PyExc_ValueError, "forwarder_headers: at most %d names of under %d "
+                         "characters", CN_FWD_MAX, (int)sizeof(l->fwd[0]));
+            return -1;
+        }
+        snprintf(l->fwd[l->nfwd++], sizeof(l->fwd[0]), "%s", name);
+    }
+    Py_DECREF(items);
+    return 0;
+}
+
 /* secure_scheme_headers: {"X-FORWARDED-PROTO": "https", ...}. */
 static int
 parse_secure(cn_worker *w, PyObject *d)
@@ -168,24 +203,25 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
         "error_log", "header_map", "permit_unconventional_http_method",
         "casefold_http_method", "permit_obsolete_folding", "strip_header_spaces",
         "proxy_protocol", "proxy_allow_ips", "forwarded_allow_ips", "secure_scheme_headers",
-        "sendfile", NULL,
+        "sendfile", "forwarder_headers", NULL,
     };
     PyObject *app, *listeners, *base, *heartbeats = Py_None;
     PyObject *access_log = Py_None, *error_log = Py_None;
     int slot = -1, permit_method = 0, casefold = 0, fold = 0, strip = 0, proxy = 0;
     int sendfile = 1;
     PyObject *proxy_allow = Py_None, *forwarded_allow = Py_None, *secure = Py_None;
+    PyObject *forwarders = Py_None;
     double timeout = 30.0, graceful = 30.0, keepalive = 2.0;
     long max_requests = 0, line = 4094, fields = 100, field_size = 8190;
     const char *header_map = "drop";
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOOp", kwlist, &app,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!|$OidddllllOOspppppOOOpO", kwlist, &app,
                                      &listeners, &PyDict_Type, &base, &heartbeats, &slot,
                                      &timeout, &graceful, &keepalive, &max_requests, &line,
                                      &fields, &field_size, &access_log, &error_log,
                                      &header_map, &permit_method, &casefold, &fold, &strip,
                                      &proxy, &proxy_allow, &forwarded_allow, &secure,
-                                     &sendfile)) {
+                                     &sendfile, &forwarders)) {
         return -1;
     }
     if (!PyCallable_Check(app)) {
@@ -245,7 +281,7 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
     w->limits.proxy_protocol = proxy;
     if (parse_allow(proxy_allow, &w->proxy_allow) < 0
         || parse_allow(forwarded_allow, &w->forwarded_allow) < 0
-        || parse_secure(w, secure) < 0) {
+        || parse_secure(w, secure) < 0 || parse_forwarders(&w->limits, forwarders) < 0) {
         return -1;
     }
     return 0;

@@ -385,6 +385,7 @@ class Arbiter:
                 k.upper(): v for k, v in cfg.secure_scheme_headers.items()
             },
             "sendfile": cfg.sendfile,
+            "forwarder_headers": cfg.forwarder_headers,
         }
 
     def run_worker_loop(

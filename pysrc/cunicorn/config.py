@@ -1355,9 +1355,10 @@ register(
     meta="STRING",
     default_doc="'127.0.0.1,::1'",
     desc="""\
-        Front-end addresses trusted to set secure_scheme_headers (comma
-        separated; ``*`` trusts everyone).  Default: the FORWARDED_ALLOW_IPS
-        environment variable, else ``127.0.0.1,::1``.
+        Front-end addresses trusted to set secure_scheme_headers and
+        forwarder_headers (comma separated; ``*`` trusts everyone).  A peer on
+        a unix socket is trusted, as in gunicorn.  Default: the
+        FORWARDED_ALLOW_IPS environment variable, else ``127.0.0.1,::1``.
         """,
 )
 register(
@@ -1510,6 +1511,13 @@ register(
         Upper-case header names that a trusted front end (forwarded_allow_ips)
         sets, to be used in the WSGI environment (SCRIPT_NAME, PATH_INFO,
         REMOTE_USER).
+
+        These names contain underscores: from a trusted peer they reach the
+        environ (``HTTP_SCRIPT_NAME``, ...) whatever *header_map* says; from
+        another they are dropped or refused as *header_map* says.  A
+        ``SCRIPT_NAME`` header sets ``SCRIPT_NAME``, and ``PATH_INFO`` is what
+        follows it in the path (a path that does not start with it is a 500,
+        "Configuration problem").  ``*`` names every header.
         """,
 )
 register(
@@ -1894,7 +1902,6 @@ del _name, _sec, _default, _cli, _meta, _action, _what, _hook
 NOT_IMPLEMENTED: dict[str, str] = {
     "spew": "no line tracing",
     "enable_backlog_metric": "no backlog gauge",
-    "forwarder_headers": "only the defaults' behaviour (header_map) applies",
     "permit_unconventional_http_version": "versions other than 1.0/1.1 are refused",
     "ssl_version": "TLS is not served",
     "cert_reqs": "TLS is not served",

@@ -16,7 +16,8 @@ API (kept small on purpose; tests/unit and tests/cli may use it too)::
     with cwd = repository root and the caller's environment (plus ``env``), so
     ASan's LD_PRELOAD / ASAN_OPTIONS reach the server under ``make sanitize``.
     stdout+stderr go to a log file.  ``bind=False`` leaves ``-b`` out (then pass
-    your own ``-b``; the port is still read from the ``Listening at`` line).
+    your own ``-b``; the port is still read from the ``Listening at`` line; with
+    ``-b unix:PATH`` the server is reached on that socket: ``.unix_path``).
     ``workers`` defaults to the ``-w/--workers`` value found in ``args`` (else 1).
 
 ``.start()`` waits (bounded) for ``Listening at: http://127.0.0.1:PORT (PID)``,
@@ -24,7 +25,8 @@ one ``Booting worker with pid: N`` line per worker and the port answering a TCP
 connect; raises :class:`ServerStartError` (with the log) if the process exits or
 the deadline passes.  Attributes / methods:
 
-- ``.port``, ``.pid`` (master), ``.proc``, ``.log_path``
+- ``.port`` (None on a unix socket), ``.unix_path``, ``.pid`` (master),
+  ``.proc``, ``.log_path``
 - ``.log_text()``, ``.log_mark()``, ``.log_tail()``
 - ``.wait_for_log(regex, timeout=10, count=1, since=0)``, ``.worker_pids()``
 - ``.request(raw, timeout=5, shutdown=True)`` → raw bytes until EOF
@@ -62,6 +64,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LISTEN_RE = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+) \((\d+)\)")
+UNIX_LISTEN_RE = re.compile(r"Listening at: unix:(\S+) \((\d+)\)")
 BOOT_RE = re.compile(r"Booting worker with pid: (\d+)")
 
 _POLL = 0.02  # seconds between two looks at observable state
@@ -139,6 +142,7 @@ class Server:
         self.ready_timeout = ready_timeout
         self.bind = bind
         self.port: int | None = None
+        self.unix_path: str | None = None
         self.pid: int | None = None
         self.proc: subprocess.Popen | None = None
         self._own_dir = log_dir is None
@@ -158,7 +162,11 @@ class Server:
         while True:
             text = self.log_text()
             m = LISTEN_RE.search(text)
+            u = None if m else UNIX_LISTEN_RE.search(text)
             booted = len(BOOT_RE.findall(text))
+            if u and booted >= self.workers and self._unix_answers(u.group(1)):
+                self.unix_path = u.group(1)
+                return self
             if m and booted >= self.workers and self._port_answers(int(m.group(1))):
                 self.port = int(m.group(1))
                 return self
@@ -186,6 +194,16 @@ class Server:
                 return True
         except OSError:
             return False
+
+    @staticmethod
+    def _unix_answers(path: str) -> bool:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1)
+            try:
+                s.connect(path)
+                return True
+            except OSError:
+                return False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -277,6 +295,15 @@ class Server:
     # -- talking to it -------------------------------------------------------
 
     def connect(self, timeout: float = 5.0) -> socket.socket:
+        if self.unix_path is not None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(timeout)
+            try:
+                s.connect(self.unix_path)
+            except OSError:
+                s.close()
+                raise
+            return s
         s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
         s.settimeout(timeout)
         return s
