@@ -182,3 +182,18 @@ def test_a_unix_socket_peer_is_trusted(server_factory, tmp_path):
     assert env["wsgi.url_scheme"] == "https"
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/x")
     assert env["REMOTE_ADDR"] == ""
+
+
+@pytest.mark.parametrize("worker", ["gthread", "gevent"])
+def test_every_worker_class_reads_the_front_ends_headers(server_factory, worker):
+    srv = server_factory(APP, "-k", worker)
+    env = environ(
+        srv, headers=[("SCRIPT_NAME", "/app"), ("X-Forwarded-Proto", "https")]
+    )
+    assert (env["wsgi.url_scheme"], env["SCRIPT_NAME"], env["PATH_INFO"]) == (
+        "https",
+        "/app",
+        "/hello x",
+    )
+    status, _ = status_and_body(srv, "/app/x", [("SCRIPT_NAME", "/other")])
+    assert status == 500
