@@ -207,18 +207,32 @@ cn_peer_ip(cn_conn *c)
 }
 
 int
-cn_ip_allowed(PyObject *allow, const char *ip)
+cn_ip_allowed(const cn_allow *allow, const cn_conn *c)
 {
-    if (allow == NULL || ip[0] == '\0') {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    const unsigned char *ip;
+    if (allow->any || c->peer_len == 0
+        || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
         return 1; /* everyone ("*"), or a unix socket's peer, as gunicorn */
     }
-    PyObject *s = PyUnicode_FromString(ip);
-    if (s == NULL) {
-        return -1;
+    if (sa->sa_family == AF_INET) {
+        ip = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
     }
-    int r = PySet_Contains(allow, s);
-    Py_DECREF(s);
-    return r;
+    else {
+        ip = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    }
+    for (int i = 0; i < allow->n; i++) {
+        const cn_net *net = &allow->nets[i];
+        if (net->family != sa->sa_family) {
+            continue;
+        }
+        unsigned whole = net->prefix / 8, rest = net->prefix % 8;
+        if (memcmp(ip, net->addr, whole) == 0
+            && (rest == 0 || ((ip[whole] ^ net->addr[whole]) & (0xFF00u >> rest) & 0xFF) == 0)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 int
@@ -234,10 +248,7 @@ cn_request_scheme(cn_worker *w, cn_conn *c)
                 continue;
             }
             if (trusted < 0) {
-                trusted = cn_ip_allowed(w->forwarded_allow, c->peer_ip);
-                if (trusted < 0) {
-                    return -2;
-                }
+                trusted = cn_ip_allowed(&w->forwarded_allow, c);
             }
             if (!trusted) {
                 return 0;
@@ -395,10 +406,7 @@ cn_request_forwarded(cn_worker *w, cn_conn *c)
     if (!named) {
         return 0;
     }
-    int ok = cn_ip_allowed(w->forwarded_allow, c->peer_ip);
-    if (ok < 0) {
-        return -2;
-    }
+    int ok = cn_ip_allowed(&w->forwarded_allow, c);
     c->fwd_trusted = ok;
     return !ok && w->limits.header_map == CN_HEADER_MAP_REFUSE ? -1 : 0;
 }

@@ -12,20 +12,21 @@ PyObject *cn_environ_build(cn_worker *w, cn_conn *c, PyObject *input);
 /* Fill c->peer_ip from c->peer.  No Python. */
 void cn_peer_ip(cn_conn *c);
 
-/* Whether `ip` is in `allow` (a frozenset of str; NULL means everyone).
- * 1, 0, or -1 with an exception.  CN_GIL. */
-int cn_ip_allowed(PyObject *allow, const char *ip);
+/* Whether c's peer is in `allow` (an address or network of it, or "*"); a
+ * peer without an IP address (a unix socket) is, as in gunicorn.  1 or 0.
+ * No Python. */
+int cn_ip_allowed(const cn_allow *allow, const cn_conn *c);
 
 /* Decide wsgi.url_scheme from secure_scheme_headers when the peer is trusted
  * (forwarded_allow_ips): sets c->https.  0, or -1 when the headers disagree
- * (a 400, gunicorn's InvalidSchemeHeaders), or -2 with an exception.  CN_GIL. */
+ * (a 400, gunicorn's InvalidSchemeHeaders).  No Python. */
 int cn_request_scheme(cn_worker *w, cn_conn *c);
 
 /* forwarder_headers: whether the header names with '_' that are forwarder
  * headers (SCRIPT_NAME, PATH_INFO) come from a trusted front end
- * (forwarded_allow_ips): sets c->fwd_trusted.  0; -1 when such a header
- * comes from another peer and header_map is refuse (a 400, as gunicorn);
- * -2 with an exception.  CN_GIL. */
+ * (forwarded_allow_ips): sets c->fwd_trusted.  0, or -1 when such a header
+ * comes from another peer and header_map is refuse (a 400, as gunicorn).
+ * No Python. */
 int cn_request_forwarded(cn_worker *w, cn_conn *c);
 
 /* gunicorn's SCRIPT_NAME: a SCRIPT_NAME header that reaches the environ (a

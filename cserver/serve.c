@@ -29,28 +29,16 @@ int
 cn_serve_request(cn_worker *w, cn_conn *c)
 {
     if (c->has_proxy) {
-        int ok = cn_ip_allowed(w->proxy_allow, c->peer_ip);
-        if (ok <= 0) {
-            if (ok < 0) {
-                PyErr_Clear();
-            }
+        if (!cn_ip_allowed(&w->proxy_allow, c)) {
             cn_send_error(c, 403, "Forbidden: PROXY header from an untrusted peer");
             return -1;
         }
     }
-    int sch = cn_request_scheme(w, c);
-    if (sch < 0) {
-        if (sch == -2) {
-            PyErr_Clear();
-        }
+    if (cn_request_scheme(w, c) < 0) {
         cn_send_error(c, 400, "Contradictory scheme headers");
         return -1;
     }
-    int fwd = cn_request_forwarded(w, c);
-    if (fwd < 0) {
-        if (fwd == -2) {
-            PyErr_Clear();
-        }
+    if (cn_request_forwarded(w, c) < 0) {
         cn_send_error(c, 400, "Invalid header name: underscore");
         return -1;
     }

@@ -25,6 +25,20 @@ typedef struct {
     PyObject *key;             /* strong */
 } cn_hkey;
 
+/* A list of trusted peers (forwarded_allow_ips, proxy_allow_ips): addresses
+ * and networks (an address is a network of its full length), or everyone. */
+typedef struct {
+    unsigned char family;      /* AF_INET or AF_INET6 */
+    unsigned char prefix;      /* bits of addr that must match */
+    unsigned char addr[16];
+} cn_net;
+
+typedef struct {
+    int any;                   /* "*" */
+    int n;
+    cn_net *nets;              /* PyMem, n of them */
+} cn_allow;
+
 typedef struct cn_worker {
     cn_state *st;              /* borrowed: module state */
     PyObject *app;             /* strong */
@@ -64,9 +78,9 @@ typedef struct cn_worker {
 
     cn_hkey hkeys[CN_HKEY_CACHE];
 
-    /* Proxy trust: frozensets of peer addresses (NULL = trust all, "*"). */
-    PyObject *proxy_allow;     /* strong or NULL: proxy_allow_ips */
-    PyObject *forwarded_allow; /* strong or NULL: forwarded_allow_ips */
+    /* Proxy trust: proxy_allow_ips and forwarded_allow_ips. */
+    cn_allow proxy_allow;
+    cn_allow forwarded_allow;
     /* secure_scheme_headers: upper-case names and the value meaning https. */
     int nsecure;
     char secure_name[8][64];

@@ -6,7 +6,10 @@
 #include "heartbeat.h"
 #include "worker.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void
@@ -27,8 +30,10 @@ cn_worker_clear(cn_worker *w)
     Py_CLEAR(w->base_environ);
     Py_CLEAR(w->access_log);
     Py_CLEAR(w->error_log);
-    Py_CLEAR(w->proxy_allow);
-    Py_CLEAR(w->forwarded_allow);
+    PyMem_Free(w->proxy_allow.nets);
+    PyMem_Free(w->forwarded_allow.nets);
+    memset(&w->proxy_allow, 0, sizeof(w->proxy_allow));
+    memset(&w->forwarded_allow, 0, sizeof(w->forwarded_allow));
 }
 
 /* Parse `listeners`: a list of (fd, SERVER_NAME, SERVER_PORT).  0 or -1. */
@@ -68,13 +73,56 @@ parse_listeners(cn_worker *w, PyObject *listeners)
     return 0;
 }
 
-/* An allow list of peer addresses: a list of str or a comma-separated str;
- * "*" anywhere (or None) means everyone (*out = NULL), else a frozenset. */
+/* One entry of an allow list: "ADDR" or "ADDR/BITS", IPv4 or IPv6.  0, or
+ * -1 with ValueError naming `setting`. */
 static int
-parse_allow(PyObject *value, PyObject **out)
+parse_net(const char *setting, const char *text, cn_net *net)
 {
-    *out = NULL;
+    char host[64];
+    const char *slash = strchr(text, '/');
+    size_t hlen = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    long bits = -1;
+    if (hlen >= sizeof(host)) {
+        goto bad;
+    }
+    memcpy(host, text, hlen);
+    host[hlen] = 0;
+    memset(net, 0, sizeof(*net));
+    if (inet_pton(AF_INET, host, net->addr) == 1) {
+        net->family = AF_INET;
+        net->prefix = 32;
+    }
+    else if (inet_pton(AF_INET6, host, net->addr) == 1) {
+        net->family = AF_INET6;
+        net->prefix = 128;
+    }
+    else {
+        goto bad;
+    }
+    if (slash != NULL) {
+        char *end;
+        errno = 0;
+        bits = strtol(slash + 1, &end, 10);
+        if (end == slash + 1 || *end != 0 || errno != 0 || bits < 0 || bits > net->prefix) {
+            goto bad;
+        }
+        net->prefix = (unsigned char)bits;
+    }
+    return 0;
+bad:
+    PyErr_Format(PyExc_ValueError, "%s: %s is not an IP address or network", setting, text);
+    return -1;
+}
+
+/* An allow list: a list of str or a comma-separated str of addresses and
+ * networks; "*" anywhere (or None) means everyone. */
+static int
+parse_allow(const char *setting, PyObject *value, cn_allow *out)
+{
+    PyMem_Free(out->nets);
+    memset(out, 0, sizeof(*out));
     if (value == Py_None) {
+        out->any = 1;
         return 0;
     }
     PyObject *items;
@@ -89,30 +137,29 @@ parse_allow(PyObject *value, PyObject **out)
     if (items == NULL) {
         return -1;
     }
-    PyObject *set = PyFrozenSet_New(NULL);
-    for (Py_ssize_t i = 0; set != NULL && i < PyList_GET_SIZE(items); i++) {
-        PyObject *ip = PyObject_CallMethod(PyList_GET_ITEM(items, i), "strip", NULL);
-        if (ip == NULL) {
-            Py_CLEAR(set);
-            break;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    out->nets = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(cn_net));
+    int rc = out->nets != NULL ? 0 : -1;
+    if (rc < 0) {
+        PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *entry = PyObject_CallMethod(PyList_GET_ITEM(items, i), "strip", NULL);
+        const char *text = entry != NULL ? PyUnicode_AsUTF8(entry) : NULL;
+        if (text == NULL) {
+            rc = -1;
         }
-        if (PyUnicode_CompareWithASCIIString(ip, "*") == 0) {
-            Py_DECREF(ip);
-            Py_CLEAR(set);
-            Py_DECREF(items);
-            return 0;
+        else if (strcmp(text, "*") == 0) {
+            out->any = 1;
         }
-        if (PySet_Add(set, ip) < 0) {
-            Py_CLEAR(set);
+        else if (text[0] != 0) {
+            rc = parse_net(setting, text, &out->nets[out->n]);
+            out->n += rc == 0;
         }
-        Py_DECREF(ip);
+        Py_XDECREF(entry);
     }
     Py_DECREF(items);
-    if (set == NULL) {
-        return -1;
-    }
-    *out = set;
-    return 0;
+    return rc;
 }
 
 /* forwarder_headers: ["SCRIPT_NAME", "PATH_INFO"], or with "*" (any). */
@@ -279,8 +326,8 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
     w->limits.permit_obsolete_folding = fold;
     w->limits.strip_header_spaces = strip;
     w->limits.proxy_protocol = proxy;
-    if (parse_allow(proxy_allow, &w->proxy_allow) < 0
-        || parse_allow(forwarded_allow, &w->forwarded_allow) < 0
+    if (parse_allow("proxy_allow_ips", proxy_allow, &w->proxy_allow) < 0
+        || parse_allow("forwarded_allow_ips", forwarded_allow, &w->forwarded_allow) < 0
         || parse_secure(w, secure) < 0 || parse_forwarders(&w->limits, forwarders) < 0) {
         return -1;
     }

@@ -135,8 +135,8 @@ class Application:
         self.environ = environ
         self.app_uri: str | None = None
         self.callable: Callable[..., Any] | None = None
-        self.cfg = Config(prog=prog, environ=environ)
         try:
+            self.cfg = Config(prog=prog, environ=environ)
             self.load_config()
             self.cfg.validate()
             for line in self.cfg.warnings():

@@ -14,6 +14,7 @@ import copy
 import grp
 import importlib
 import inspect
+import ipaddress
 import os
 import pwd
 import re
@@ -101,6 +102,21 @@ def validate_string_to_list(val: Any) -> list[str]:
     if not val:
         return []
     return [v.strip() for v in val.split(",") if v]
+
+
+def validate_string_to_addr_list(val: Any) -> list[str]:
+    """Addresses and networks (``10.0.0.0/8``), or ``*``; a network with
+    host bits set (``10.0.0.1/8``) is an error, as in gunicorn."""
+    val = validate_string_to_list(val)
+    for addr in val:
+        if addr != "*":
+            try:
+                ipaddress.ip_network(addr)
+            except ValueError as e:
+                raise ValueError(
+                    f"{addr!r} is not an IP address or network: {e}"
+                ) from None
+    return val
 
 
 def validate_class(val: Any) -> Any:
@@ -1349,16 +1365,17 @@ register(
 register(
     "forwarded_allow_ips",
     "Server Mechanics",
-    validate_string_to_list,
+    validate_string_to_addr_list,
     EnvDefault(_forwarded_default),
     cli=["--forwarded-allow-ips"],
     meta="STRING",
     default_doc="'127.0.0.1,::1'",
     desc="""\
-        Front-end addresses trusted to set secure_scheme_headers and
-        forwarder_headers (comma separated; ``*`` trusts everyone).  A peer on
-        a unix socket is trusted, as in gunicorn.  Default: the
-        FORWARDED_ALLOW_IPS environment variable, else ``127.0.0.1,::1``.
+        Front-end addresses or networks (``10.0.0.0/8``) trusted to set
+        secure_scheme_headers and forwarder_headers (comma separated; ``*``
+        trusts everyone).  A peer on a unix socket is trusted, as in
+        gunicorn.  Default: the FORWARDED_ALLOW_IPS environment variable,
+        else ``127.0.0.1,::1``.
         """,
 )
 register(
@@ -1398,13 +1415,14 @@ register(
 register(
     "proxy_allow_ips",
     "Server Mechanics",
-    validate_string_to_list,
+    validate_string_to_addr_list,
     "127.0.0.1,::1",
     cli=["--proxy-allow-from"],
     meta="STRING",
     desc="""\
-        Front-end addresses allowed to send a PROXY header (comma separated;
-        ``*`` allows everyone).  Others get 403.
+        Front-end addresses or networks (``10.0.0.0/8``) allowed to send a
+        PROXY header (comma separated; ``*`` allows everyone; a peer on a
+        unix socket is allowed).  Others get 403.
         """,
 )
 register(
@@ -1975,7 +1993,13 @@ class Config:
         self.environ = dict(os.environ if environ is None else environ)
         self.values: dict[str, Any] = {}
         for s in REGISTRY.values():
-            self.values[s.name] = s.default_value(self.environ)
+            try:
+                self.values[s.name] = s.default_value(self.environ)
+            except (ValueError, TypeError) as e:  # PORT=x, WEB_CONCURRENCY=x, ...
+                raise ValueError(
+                    f"Invalid value for {s.name} (its default comes from the "
+                    f"environment): {e}"
+                ) from None
 
     def __getattr__(self, name: str) -> Any:
         try:

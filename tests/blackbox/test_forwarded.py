@@ -6,7 +6,7 @@ Every expectation here was checked against gunicorn 27 on the same requests."""
 
 import pytest
 
-from tests.support.server import build_request
+from tests.support.server import build_request, start_server_cmd
 
 APP = "tests.apps.echo:app"
 KEYS = (
@@ -197,3 +197,68 @@ def test_every_worker_class_reads_the_front_ends_headers(server_factory, worker)
     )
     status, _ = status_and_body(srv, "/app/x", [("SCRIPT_NAME", "/other")])
     assert status == 500
+
+
+# -- trusted peers: addresses and networks -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "allow, trusted",
+    [
+        ("127.0.0.0/8", True),
+        ("10.0.0.0/8,127.0.0.1", True),
+        ("127.0.0.2", False),
+        ("127.0.0.0/31", True),
+        ("127.0.0.2/31", False),
+        ("10.0.0.0/8, ::1", False),
+        ("0.0.0.0/0", True),
+    ],
+)
+def test_forwarded_allow_ips_takes_networks(server_factory, allow, trusted):
+    srv = server_factory(APP, "--forwarded-allow-ips", allow)
+    env = environ(srv, "/", [("X-Forwarded-Proto", "https")])
+    assert env["wsgi.url_scheme"] == ("https" if trusted else "http")
+
+
+@pytest.mark.parametrize(
+    "allow, trusted",
+    [("::1", True), ("::/127", True), ("::2/127", False), ("127.0.0.1", False)],
+)
+def test_forwarded_allow_ips_over_ipv6(server_factory, allow, trusted):
+    srv = server_factory(
+        APP, "-b", "[::1]:0", "--forwarded-allow-ips", allow, bind=False
+    )
+    assert srv.host == "::1"
+    env = environ(srv, "/", [("X-Forwarded-Proto", "https")])
+    assert env["wsgi.url_scheme"] == ("https" if trusted else "http")
+
+
+@pytest.mark.parametrize(
+    "allow, status", [("127.0.0.1", 200), ("127.0.0.0/24", 200), ("10.0.0.0/8", 403)]
+)
+def test_proxy_allow_from_takes_networks(server_factory, allow, status):
+    srv = server_factory(APP, "--proxy-protocol", "--proxy-allow-from", allow)
+    raw = b"PROXY TCP4 192.0.2.7 198.51.100.1 5555 80\r\n" + build_request("GET", "/")
+    resp = srv.fetch(raw)
+    assert resp.status == status
+    if status == 200:
+        assert resp.json()["environ"]["REMOTE_ADDR"] == "192.0.2.7"
+
+
+@pytest.mark.parametrize("setting", ["--forwarded-allow-ips", "--proxy-allow-from"])
+def test_a_bad_address_names_the_setting_and_exits_2(setting):
+    proc = start_server_cmd(APP, setting, "10.0.0.1/8")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert f"argument {setting}: '10.0.0.1/8' is not an IP address or network" in (
+        (out + err).decode()
+    )
+
+
+def test_a_bad_forwarded_allow_ips_from_the_environment_exits_1():
+    proc = start_server_cmd(APP, env={"FORWARDED_ALLOW_IPS": "nope"})
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1
+    assert "Invalid value for forwarded_allow_ips (its default comes from the " in (
+        (out + err).decode()
+    )

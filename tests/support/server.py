@@ -17,7 +17,8 @@ API (kept small on purpose; tests/unit and tests/cli may use it too)::
     ASan's LD_PRELOAD / ASAN_OPTIONS reach the server under ``make sanitize``.
     stdout+stderr go to a log file.  ``bind=False`` leaves ``-b`` out (then pass
     your own ``-b``; the port is still read from the ``Listening at`` line; with
-    ``-b unix:PATH`` the server is reached on that socket: ``.unix_path``).
+    ``-b unix:PATH`` the server is reached on that socket: ``.unix_path``;
+    with ``-b [::1]:PORT`` on ::1: ``.host``).
     ``workers`` defaults to the ``-w/--workers`` value found in ``args`` (else 1).
 
 ``.start()`` waits (bounded) for ``Listening at: http://127.0.0.1:PORT (PID)``,
@@ -64,6 +65,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 LISTEN_RE = re.compile(r"Listening at: http://127\.0\.0\.1:(\d+) \((\d+)\)")
+LISTEN6_RE = re.compile(r"Listening at: http://\[::1\]:(\d+) \((\d+)\)")
 UNIX_LISTEN_RE = re.compile(r"Listening at: unix:(\S+) \((\d+)\)")
 BOOT_RE = re.compile(r"Booting worker with pid: (\d+)")
 
@@ -143,6 +145,7 @@ class Server:
         self.bind = bind
         self.port: int | None = None
         self.unix_path: str | None = None
+        self.host = "127.0.0.1"
         self.pid: int | None = None
         self.proc: subprocess.Popen | None = None
         self._own_dir = log_dir is None
@@ -162,12 +165,18 @@ class Server:
         while True:
             text = self.log_text()
             m = LISTEN_RE.search(text)
+            if m is None and LISTEN6_RE.search(text):
+                m, self.host = LISTEN6_RE.search(text), "::1"
             u = None if m else UNIX_LISTEN_RE.search(text)
             booted = len(BOOT_RE.findall(text))
             if u and booted >= self.workers and self._unix_answers(u.group(1)):
                 self.unix_path = u.group(1)
                 return self
-            if m and booted >= self.workers and self._port_answers(int(m.group(1))):
+            if (
+                m
+                and booted >= self.workers
+                and self._port_answers(self.host, int(m.group(1)))
+            ):
                 self.port = int(m.group(1))
                 return self
             rc = self.proc.poll()
@@ -188,9 +197,9 @@ class Server:
             time.sleep(_POLL)
 
     @staticmethod
-    def _port_answers(port: int) -> bool:
+    def _port_answers(host: str, port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return True
         except OSError:
             return False
@@ -304,7 +313,7 @@ class Server:
                 s.close()
                 raise
             return s
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
         s.settimeout(timeout)
         return s
 
