@@ -7,9 +7,9 @@
 
 #include "conn.h"
 
-/* Parser policy, from the worker's settings (normalised by cn_limits_init). */
-#define CN_FWD_MAX 16
+#define CN_FWD_MAX 16 /* forwarder_headers names kept */
 
+/* Parser policy, from the worker's settings (normalised by cn_limits_init). */
 typedef struct {
     size_t line;          /* max request line length, CRLF excluded; 0 = none */
     size_t field_size;    /* max header line length, CRLF included */
