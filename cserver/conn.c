@@ -16,6 +16,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -319,6 +320,15 @@ iov_advance(struct iovec **iov, int *iovcnt, size_t n)
     if (*iovcnt > 0) {
         (*iov)->iov_base = (char *)(*iov)->iov_base + n;
         (*iov)->iov_len -= n;
+    }
+}
+
+void
+cn_conn_nonblocking(cn_conn *c)
+{
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) {
+        (void)fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
     }
 }
 

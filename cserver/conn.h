@@ -92,6 +92,8 @@ typedef struct cn_conn {
     int https;                 /* wsgi.url_scheme is https (trusted header) */
     int underscore;            /* a header name with '_' in this request */
     int fwd_trusted;           /* ... and the peer may send forwarder_headers */
+    int upgrade;               /* the request has an Upgrade header */
+    int sock_exposed;          /* the app got it as gunicorn.socket */
     int script_hdr;            /* header index giving SCRIPT_NAME, or -1 */
     size_t script_skip;        /* path bytes that are SCRIPT_NAME */
 
@@ -124,6 +126,10 @@ Py_ssize_t cn_conn_read_body(cn_conn *c, char *dst, size_t n);
  * -ECONNRESET, -ETIMEDOUT after the worker's send timeout ...); never sets a
  * Python exception. */
 int cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt);
+
+/* Put c->fd back in non-blocking mode (an app's blocking socket object on a
+ * dup of it turned the shared file status off).  No Python. */
+void cn_conn_nonblocking(cn_conn *c);
 
 /* Send what corking held back and stop corking.  may_wait: 1 waits for
  * the socket as cn_conn_sendv does (CN_GIL, released while waiting); 0

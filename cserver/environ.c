@@ -8,10 +8,12 @@
 #include "module.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 /* Set d[key] = value, stealing the reference to value.  0 or -1. */
 static int
@@ -480,6 +482,48 @@ add_path(cn_worker *w, PyObject *env, const cn_conn *c)
     return PyDict_SetItem(env, st->str[CN_STR_QUERY_STRING], st->str[CN_STR_empty]);
 }
 
+/* gunicorn.socket, for a request that asks to upgrade (WebSocket): the
+ * connection as a Python socket of its own (a dup of the descriptor), which
+ * an app may take over (Flask-Sock, simple-websocket), ending with
+ * StopIteration (serve.c).  In blocking mode like gunicorn's, which the
+ * descriptor shares until the app returns; gevent's socket in the gevent
+ * worker.  Only for Upgrade requests (c->upgrade): a socket object a
+ * request would cost microseconds.  0 or -1. */
+static int
+add_socket(cn_worker *w, PyObject *env, cn_conn *c)
+{
+    int fd = fcntl(c->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    PyObject *mod = PyImport_ImportModule(w->coop_wait != NULL ? "gevent.socket" : "socket");
+    PyObject *cls = mod != NULL ? PyObject_GetAttrString(mod, "socket") : NULL;
+    Py_XDECREF(mod);
+    PyObject *args = cls != NULL ? PyTuple_New(0) : NULL;
+    PyObject *kw = args != NULL ? Py_BuildValue("{s:i}", "fileno", fd) : NULL;
+    PyObject *sock = kw != NULL ? PyObject_Call(cls, args, kw) : NULL;
+    Py_XDECREF(kw);
+    Py_XDECREF(args);
+    Py_XDECREF(cls);
+    if (sock == NULL) {
+        close(fd);
+        return -1;
+    }
+    c->sock_exposed = 1;
+    if (w->coop_wait == NULL) {
+        PyObject *r = PyObject_CallMethod(sock, "setblocking", "O", Py_True);
+        if (r == NULL) {
+            Py_DECREF(sock);
+            return -1;
+        }
+        Py_DECREF(r);
+    }
+    int rc = PyDict_SetItemString(env, "gunicorn.socket", sock);
+    Py_DECREF(sock);
+    return rc;
+}
+
 static PyObject *
 method_str(cn_state *st, const cn_conn *c)
 {
@@ -521,6 +565,10 @@ cn_environ_build(cn_worker *w, cn_conn *c, PyObject *input)
             Py_DECREF(env);
             return NULL;
         }
+    }
+    if (c->upgrade && add_socket(w, env, c) < 0) {
+        Py_DECREF(env);
+        return NULL;
     }
     return env;
 }

@@ -466,6 +466,9 @@ on_headers_complete(llhttp_t *p)
                 }
             }
         }
+        else if (name_is(h, "upgrade")) {
+            c->upgrade = 1; /* environ.c: gunicorn.socket */
+        }
         else if (name_is(h, "expect")) {
             if (h->value_len == 12 && strncasecmp(h->value, "100-continue", 12) == 0) {
                 c->expect_continue = c->http_minor >= 1;
@@ -758,7 +761,7 @@ cn_parse_begin(cn_conn *c, const cn_limits *l)
     c->in_trailers = 0;
     c->error_status = 0;
     c->error_reason = NULL;
-    c->underscore = c->fwd_trusted = 0;
+    c->underscore = c->fwd_trusted = c->upgrade = c->sock_exposed = 0;
     c->script_hdr = -1;
     c->script_skip = 0;
 }

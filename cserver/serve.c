@@ -9,6 +9,7 @@
 #include "input.h"
 #include "response.h"
 
+#include <sys/socket.h>
 #include <time.h>
 
 int
@@ -81,8 +82,16 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     PyObject *args[2] = {env, sr};
     cn_worker_set_in_app(1);
     PyObject *result = PyObject_Vectorcall(w->app, args, 2, NULL);
-    int rc;
-    if (result == NULL) {
+    int rc, taken = 0;
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_StopIteration)) {
+        /* gunicorn's "close the connection": how an app that took the
+         * socket over (gunicorn.socket, a WebSocket) says it is done */
+        PyErr_Clear();
+        cn_worker_log(w, "debug", "Closing connection.", 0);
+        taken = 1;
+        rc = 0;
+    }
+    else if (result == NULL) {
         rc = cn_response_fail(sr);
     }
     else {
@@ -91,7 +100,10 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     }
     cn_worker_set_in_app(0);
 
-    if (w->access_log != NULL && w->access_log != Py_None) {
+    if (c->sock_exposed && w->coop_wait == NULL) {
+        cn_conn_nonblocking(c); /* the app's socket made it blocking */
+    }
+    if (!taken && w->access_log != NULL && w->access_log != Py_None) {
         struct timespec ts1;
         clock_gettime(CLOCK_MONOTONIC, &ts1);
         double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (ts1.tv_nsec - ts0.tv_nsec) / 1e9;
@@ -111,6 +123,13 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     Py_DECREF(input);
     Py_DECREF(env);
 
+    if (taken) {
+        /* nothing more is ours to send or read: the app's copy of the
+         * socket sees the end too (a thread of it blocked in recv) */
+        shutdown(c->fd, SHUT_RDWR);
+        c->must_close = 1;
+        return 0;
+    }
     if (rc < 0) {
         return -1;
     }
