@@ -127,8 +127,8 @@ Py_ssize_t cn_conn_read_body(cn_conn *c, char *dst, size_t n);
  * Python exception. */
 int cn_conn_sendv(cn_conn *c, struct iovec *iov, int iovcnt);
 
-/* Put c->fd back in non-blocking mode (an app's blocking socket object on a
- * dup of it turned the shared file status off).  No Python. */
+/* Put c->fd back in non-blocking mode (an app that set its socket object on
+ * a dup of it blocking turned the shared file status off).  No Python. */
 void cn_conn_nonblocking(cn_conn *c);
 
 /* Send what corking held back and stop corking.  may_wait: 1 waits for

@@ -485,10 +485,13 @@ add_path(cn_worker *w, PyObject *env, const cn_conn *c)
 /* gunicorn.socket, for a request that asks to upgrade (WebSocket): the
  * connection as a Python socket of its own (a dup of the descriptor), which
  * an app may take over (Flask-Sock, simple-websocket), ending with
- * StopIteration (serve.c).  In blocking mode like gunicorn's, which the
- * descriptor shares until the app returns; gevent's socket in the gevent
- * worker.  Only for Upgrade requests (c->upgrade): a socket object a
+ * StopIteration (serve.c).  Its calls block as on gunicorn's, but through a
+ * timeout of weeks (CN_APP_SOCKET_TIMEOUT) rather than blocking mode: the
+ * dup shares the descriptor's O_NONBLOCK, which the engine's own reads and
+ * writes (poll-bounded) rely on.  gevent's socket in the gevent worker.  Only for Upgrade requests (c->upgrade): a socket object a
  * request would cost microseconds.  0 or -1. */
+#define CN_APP_SOCKET_TIMEOUT 2e6 /* seconds: 23 days, poll's limit is 24.8 */
+
 static int
 add_socket(cn_worker *w, PyObject *env, cn_conn *c)
 {
@@ -512,7 +515,7 @@ add_socket(cn_worker *w, PyObject *env, cn_conn *c)
     }
     c->sock_exposed = 1;
     if (w->coop_wait == NULL) {
-        PyObject *r = PyObject_CallMethod(sock, "setblocking", "O", Py_True);
+        PyObject *r = PyObject_CallMethod(sock, "settimeout", "d", CN_APP_SOCKET_TIMEOUT);
         if (r == NULL) {
             Py_DECREF(sock);
             return -1;

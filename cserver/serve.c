@@ -82,6 +82,9 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     PyObject *args[2] = {env, sr};
     cn_worker_set_in_app(1);
     PyObject *result = PyObject_Vectorcall(w->app, args, 2, NULL);
+    if (c->sock_exposed && w->coop_wait == NULL) {
+        cn_conn_nonblocking(c); /* should the app have made its socket blocking */
+    }
     int rc, taken = 0;
     if (result == NULL && PyErr_ExceptionMatches(PyExc_StopIteration)) {
         /* gunicorn's "close the connection": how an app that took the
@@ -100,9 +103,6 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     }
     cn_worker_set_in_app(0);
 
-    if (c->sock_exposed && w->coop_wait == NULL) {
-        cn_conn_nonblocking(c); /* the app's socket made it blocking */
-    }
     if (!taken && w->access_log != NULL && w->access_log != Py_None) {
         struct timespec ts1;
         clock_gettime(CLOCK_MONOTONIC, &ts1);

@@ -4,7 +4,9 @@ as WebSocket libraries do on gunicorn.
 ``raw``: any path.  Answers ``101 Switching Protocols`` itself on the socket,
 then echoes each line it reads until ``bye``, answers ``bye`` and ends with
 StopIteration (gunicorn's "close the connection").  A request without the
-socket (no Upgrade header) gets 200 ``no socket``.
+socket (no Upgrade header) gets 200 ``no socket``.  With the socket,
+``/big`` does not take it over: an ordinary 32 MiB response, in 64 KiB
+pieces.
 
 ``flask_app``: Flask-Sock's echo at ``/ws`` (until the text ``bye``), and
 ``/hello`` for plain requests.
@@ -19,6 +21,9 @@ def raw(environ, start_response):
         start_response("200 OK", [("Content-Length", "9")])
         return [b"no socket"]
     assert isinstance(sock, socket.socket)
+    if environ["PATH_INFO"] == "/big":
+        start_response("200 OK", [("Content-Length", str(512 * 65536))])
+        return (b"x" * 65536 for _ in range(512))
     sock.sendall(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: lines\r\n"
         b"Connection: Upgrade\r\n\r\n"

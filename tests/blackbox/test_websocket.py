@@ -44,6 +44,23 @@ def test_an_app_takes_the_connection_over(server_factory, worker):
     no_errors(srv)
 
 
+def test_an_upgrade_request_not_taken_over_is_served_as_any(server_factory):
+    """The app's socket shares the connection's descriptor, but not blocking
+    mode: a large response to a client that does not read waits in poll
+    (the GIL released), so the worker's other requests go on."""
+    srv = server_factory(RAW, *WORKERS["gthread"], "-w", "1")
+    stalled = srv.connect()
+    try:
+        stalled.sendall(build_request("GET", "/big", UPGRADE))
+        recv_until(stalled, b"\r\n\r\n")  # the head left; then it stops reading
+        for _ in range(3):
+            resp = srv.fetch(build_request("GET", "/"), timeout=5)
+            assert (resp.status, resp.body) == (200, b"no socket")
+    finally:
+        stalled.close()
+    no_errors(srv)
+
+
 def test_a_plain_request_on_the_same_server_keeps_its_connection(server_factory):
     """Only Upgrade requests see gunicorn.socket; the others keep alive."""
     srv = server_factory(RAW, *WORKERS["gthread"])
