@@ -91,9 +91,9 @@ typedef struct cn_conn {
     char peer_ip[48];          /* peer address as text ("" for unix sockets) */
     int https;                 /* wsgi.url_scheme is https (trusted header) */
     int underscore;            /* a header name with '_' in this request */
+    int fwd_named;             /* ... one of them a forwarder_headers name */
     int fwd_trusted;           /* ... and the peer may send forwarder_headers */
-    int upgrade;               /* the request has an Upgrade header */
-    int sock_exposed;          /* the app got it as gunicorn.socket */
+    int upgrade;               /* an Upgrade header: the app gets gunicorn.socket */
     int script_hdr;            /* header index giving SCRIPT_NAME, or -1 */
     size_t script_skip;        /* path bytes that are SCRIPT_NAME */
 

@@ -396,16 +396,7 @@ int
 cn_request_forwarded(cn_worker *w, cn_conn *c)
 {
     c->fwd_trusted = 0;
-    if (!c->underscore || w->limits.header_map == CN_HEADER_MAP_DANGEROUS) {
-        return 0;
-    }
-    int named = 0;
-    for (size_t i = 0; i < c->nheaders && !named; i++) {
-        const cn_header *h = &c->headers[i];
-        named = memchr(h->name, '_', h->name_len) != NULL
-                && cn_fwd_named(&w->limits, h->name, h->name_len);
-    }
-    if (!named) {
+    if (!c->fwd_named || w->limits.header_map == CN_HEADER_MAP_DANGEROUS) {
         return 0;
     }
     int ok = cn_ip_allowed(&w->forwarded_allow, c);
@@ -414,7 +405,7 @@ cn_request_forwarded(cn_worker *w, cn_conn *c)
 }
 
 int
-cn_request_script(cn_worker *w, cn_conn *c, char *msg, size_t cap)
+cn_request_script(const cn_worker *w, cn_conn *c, char *msg, size_t cap)
 {
     c->script_hdr = -1;
     c->script_skip = 0;
@@ -425,36 +416,26 @@ cn_request_script(cn_worker *w, cn_conn *c, char *msg, size_t cap)
             c->script_hdr = (int)i; /* the last one, as gunicorn */
         }
     }
-    const char *s;
-    size_t n;
+    const char *s = w->script_name;
+    size_t n = w->script_len;
+    int wide = w->script_wide;
     if (c->script_hdr >= 0) {
         s = c->headers[c->script_hdr].value;
         n = c->headers[c->script_hdr].value_len;
-    }
-    else {
-        PyObject *v = PyDict_GetItemWithError(w->base_environ, w->st->str[CN_STR_SCRIPT_NAME]);
-        if (v == NULL || !PyUnicode_Check(v) || PyUnicode_GET_LENGTH(v) == 0) {
-            return PyErr_Occurred() ? -1 : 0;
-        }
-        /* the path is latin-1 text: a SCRIPT_NAME with wider characters
-         * is no prefix of it (s NULL: a mismatch) */
-        s = PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND ? (const char *)PyUnicode_1BYTE_DATA(v)
-                                                      : NULL;
-        n = (size_t)PyUnicode_GET_LENGTH(v);
+        wide = 0;
     }
     if (n == 0) {
         return 0;
     }
     const char *path, *pend, *q, *qend;
     split_target(c, &path, &pend, &q, &qend);
-    if (s != NULL && (size_t)(pend - path) >= n && memcmp(path, s, n) == 0) {
+    if (!wide && (size_t)(pend - path) >= n && memcmp(path, s, n) == 0) {
         c->script_skip = n;
         return 0;
     }
     snprintf(msg, cap,
              "Configuration problem: Request path '%.*s' does not start with SCRIPT_NAME '%.*s'",
-             (int)(pend - path > 200 ? 200 : pend - path), path, (int)(n > 200 ? 200 : n),
-             s != NULL ? s : "(not latin-1)");
+             (int)(pend - path > 200 ? 200 : pend - path), path, (int)(n > 200 ? 200 : n), s);
     return 1;
 }
 
@@ -488,8 +469,9 @@ add_path(cn_worker *w, PyObject *env, const cn_conn *c)
  * StopIteration (serve.c).  Its calls block as on gunicorn's, but through a
  * timeout of weeks (CN_APP_SOCKET_TIMEOUT) rather than blocking mode: the
  * dup shares the descriptor's O_NONBLOCK, which the engine's own reads and
- * writes (poll-bounded) rely on.  gevent's socket in the gevent worker.  Only for Upgrade requests (c->upgrade): a socket object a
- * request would cost microseconds.  0 or -1. */
+ * writes (poll-bounded) rely on.  gevent's socket in the gevent worker.
+ * Only for Upgrade requests (c->upgrade): a socket object a request would
+ * cost microseconds.  0 or -1. */
 #define CN_APP_SOCKET_TIMEOUT 2e6 /* seconds: 23 days, poll's limit is 24.8 */
 
 static int
@@ -513,7 +495,6 @@ add_socket(cn_worker *w, PyObject *env, cn_conn *c)
         close(fd);
         return -1;
     }
-    c->sock_exposed = 1;
     if (w->coop_wait == NULL) {
         PyObject *r = PyObject_CallMethod(sock, "settimeout", "d", CN_APP_SOCKET_TIMEOUT);
         if (r == NULL) {

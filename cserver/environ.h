@@ -30,12 +30,12 @@ int cn_request_scheme(cn_worker *w, cn_conn *c);
 int cn_request_forwarded(cn_worker *w, cn_conn *c);
 
 /* gunicorn's SCRIPT_NAME: a SCRIPT_NAME header that reaches the environ (a
- * trusted front end's, after cn_request_forwarded), else the environment's.
- * The request path must start with it, and PATH_INFO is the rest (sets
- * c->script_hdr, c->script_skip).  0; 1 when the path does not start with
- * it (`msg` says so: gunicorn's "Configuration problem", a 500); -1 with an
- * exception.  CN_GIL. */
-int cn_request_script(cn_worker *w, cn_conn *c, char *msg, size_t cap);
+ * trusted front end's, after cn_request_forwarded), else the environment's
+ * (w->script_name).  The request path must start with it, and PATH_INFO is
+ * the rest (sets c->script_hdr, c->script_skip).  0, or 1 when the path does
+ * not start with it (`msg` says so: gunicorn's "Configuration problem", a
+ * 500).  No Python. */
+int cn_request_script(const cn_worker *w, cn_conn *c, char *msg, size_t cap);
 
 /* Drop the worker's cached header keys.  CN_GIL. */
 void cn_environ_clear_cache(cn_worker *w);

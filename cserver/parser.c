@@ -478,8 +478,11 @@ on_headers_complete(llhttp_t *p)
             }
         }
         if (memchr(h->name, '_', h->name_len) != NULL) {
-            c->underscore = 1; /* environ.c decides (forwarder_headers) */
-            if (l->header_map == CN_HEADER_MAP_REFUSE && !cn_fwd_named(l, h->name, h->name_len)) {
+            /* environ.c decides (forwarder_headers, header_map) */
+            int named = cn_fwd_named(l, h->name, h->name_len);
+            c->underscore = 1;
+            c->fwd_named |= named;
+            if (l->header_map == CN_HEADER_MAP_REFUSE && !named) {
                 return cb_fail(c, 400, "Invalid header name: underscore");
             }
         }
@@ -761,7 +764,7 @@ cn_parse_begin(cn_conn *c, const cn_limits *l)
     c->in_trailers = 0;
     c->error_status = 0;
     c->error_reason = NULL;
-    c->underscore = c->fwd_trusted = c->upgrade = c->sock_exposed = 0;
+    c->underscore = c->fwd_named = c->fwd_trusted = c->upgrade = 0;
     c->script_hdr = -1;
     c->script_skip = 0;
 }

@@ -44,17 +44,10 @@ cn_serve_request(cn_worker *w, cn_conn *c)
         return -1;
     }
     char problem[512];
-    int sn = cn_request_script(w, c, problem, sizeof(problem));
-    if (sn != 0) {
-        if (sn < 0) {
-            cn_worker_log(w, "error", "Error reading SCRIPT_NAME", 1);
-            snprintf(problem, sizeof(problem), "Internal Server Error");
-        }
-        else {
-            char line[600];
-            snprintf(line, sizeof(line), "Invalid request from ip=%s: %s", c->peer_ip, problem);
-            cn_worker_log(w, "warning", line, 0);
-        }
+    if (cn_request_script(w, c, problem, sizeof(problem))) {
+        char line[600];
+        snprintf(line, sizeof(line), "Invalid request from ip=%s: %s", c->peer_ip, problem);
+        cn_worker_log(w, "warning", line, 0);
         cn_send_error(c, 500, problem);
         return -1;
     }
@@ -82,7 +75,7 @@ cn_serve_request(cn_worker *w, cn_conn *c)
     PyObject *args[2] = {env, sr};
     cn_worker_set_in_app(1);
     PyObject *result = PyObject_Vectorcall(w->app, args, 2, NULL);
-    if (c->sock_exposed && w->coop_wait == NULL) {
+    if (c->upgrade && w->coop_wait == NULL) {
         cn_conn_nonblocking(c); /* should the app have made its socket blocking */
     }
     int rc, taken = 0;

@@ -57,6 +57,13 @@ typedef struct cn_worker {
     cn_limits limits;          /* parser policy from the limit_* settings */
     int head_timeout_ms;       /* a request head must arrive within this */
     int sendfile;              /* FileWrapper responses with sendfile(2) */
+    /* The environment's SCRIPT_NAME (the base environ's), which a request
+     * path must start with (cn_request_script); script_len 0: none.  As
+     * latin-1 text, the path's; script_wide: characters beyond latin-1
+     * (then UTF-8, for the message), a prefix of no path. */
+    char *script_name;         /* PyMem or NULL */
+    size_t script_len;
+    int script_wide;
     uint64_t requests;         /* served so far */
     uint64_t emfile_logged_ms; /* last "too many open files" log line */
 

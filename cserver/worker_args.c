@@ -30,6 +30,9 @@ cn_worker_clear(cn_worker *w)
     Py_CLEAR(w->base_environ);
     Py_CLEAR(w->access_log);
     Py_CLEAR(w->error_log);
+    PyMem_Free(w->script_name);
+    w->script_name = NULL;
+    w->script_len = 0;
     PyMem_Free(w->proxy_allow.nets);
     PyMem_Free(w->forwarded_allow.nets);
     memset(&w->proxy_allow, 0, sizeof(w->proxy_allow));
@@ -81,7 +84,6 @@ parse_net(const char *setting, const char *text, cn_net *net)
     char host[64];
     const char *slash = strchr(text, '/');
     size_t hlen = slash != NULL ? (size_t)(slash - text) : strlen(text);
-    long bits = -1;
     if (hlen >= sizeof(host)) {
         goto bad;
     }
@@ -102,7 +104,7 @@ parse_net(const char *setting, const char *text, cn_net *net)
     if (slash != NULL) {
         char *end;
         errno = 0;
-        bits = strtol(slash + 1, &end, 10);
+        long bits = strtol(slash + 1, &end, 10);
         if (end == slash + 1 || *end != 0 || errno != 0 || bits < 0 || bits > net->prefix) {
             goto bad;
         }
@@ -160,6 +162,34 @@ parse_allow(const char *setting, PyObject *value, cn_allow *out)
     }
     Py_DECREF(items);
     return rc;
+}
+
+/* w->script_name from the base environ's SCRIPT_NAME (see worker.h). */
+static int
+parse_script_name(cn_worker *w, PyObject *base)
+{
+    PyObject *v = PyDict_GetItemWithError(base, w->st->str[CN_STR_SCRIPT_NAME]);
+    if (v == NULL || !PyUnicode_Check(v) || PyUnicode_GET_LENGTH(v) == 0) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(v);
+    const char *s;
+    w->script_wide = PyUnicode_KIND(v) != PyUnicode_1BYTE_KIND;
+    if (!w->script_wide) {
+        s = (const char *)PyUnicode_1BYTE_DATA(v);
+    }
+    else if ((s = PyUnicode_AsUTF8AndSize(v, &n)) == NULL) {
+        return -1;
+    }
+    w->script_name = PyMem_Malloc((size_t)n + 1);
+    if (w->script_name == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(w->script_name, s, (size_t)n);
+    w->script_name[n] = 0;
+    w->script_len = (size_t)n;
+    return 0;
 }
 
 /* forwarder_headers: ["SCRIPT_NAME", "PATH_INFO"], or with "*" (any). */
@@ -328,7 +358,8 @@ cn_worker_init_from_args(cn_worker *w, PyObject *module, PyObject *args, PyObjec
     w->limits.proxy_protocol = proxy;
     if (parse_allow("proxy_allow_ips", proxy_allow, &w->proxy_allow) < 0
         || parse_allow("forwarded_allow_ips", forwarded_allow, &w->forwarded_allow) < 0
-        || parse_secure(w, secure) < 0 || parse_forwarders(&w->limits, forwarders) < 0) {
+        || parse_secure(w, secure) < 0 || parse_forwarders(&w->limits, forwarders) < 0
+        || parse_script_name(w, base) < 0) {
         return -1;
     }
     return 0;
