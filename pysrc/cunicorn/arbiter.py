@@ -141,6 +141,13 @@ class Arbiter:
         (the entries were checked when the app loaded its config)."""
         os.environ.update(self.cfg.env)
 
+    def bind_listeners(self) -> list[Listener]:
+        """Listeners freshly bound to --bind (at start, or a HUP that
+        changed it)."""
+        return create_listeners(
+            self.cfg.bind, self.cfg.backlog, self.log, reuse_port=self.cfg.reuse_port
+        )
+
     def make_listeners(self) -> list[Listener]:
         """systemd's sockets (LISTEN_FDS), a USR2 parent's (GUNICORN_FD) or
         freshly bound ones (--bind)."""
@@ -153,12 +160,7 @@ class Arbiter:
         elif self.master_pid and os.environ.get("GUNICORN_FD"):
             fds = [int(fd) for fd in os.environ.pop("GUNICORN_FD").split(",") if fd]
         if not fds:
-            return create_listeners(
-                self.cfg.bind,
-                self.cfg.backlog,
-                self.log,
-                reuse_port=self.cfg.reuse_port,
-            )
+            return self.bind_listeners()
         listeners = []
         for fd in fds:
             lnr = bind_one(fd, self.cfg.backlog)
@@ -281,12 +283,7 @@ class Arbiter:
         self.log.setup(self.cfg)
         self.log.reopen_files()
         if old_bind != list(self.cfg.bind) and not self.systemd:
-            new = create_listeners(
-                self.cfg.bind,
-                self.cfg.backlog,
-                self.log,
-                reuse_port=self.cfg.reuse_port,
-            )
+            new = self.bind_listeners()
             close_listeners(self.listeners)
             self.listeners = new
             self.log.info("Listening at: %s", ",".join(str(x) for x in new))
