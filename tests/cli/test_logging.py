@@ -2,21 +2,12 @@
 statsd over loopback UDP, an access log on /dev/full, --capture-output."""
 
 import os
-import re
-import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
-from tests.support.server import (
-    Server,
-    is_cunicorn,
-    pid_gone,
-    start_server_cmd,
-    wait_until,
-)
+from tests.support.server import Server, wait_until
 
 APP = (
     "def app(environ, start_response):\n"
@@ -160,44 +151,14 @@ def test_capture_output_sends_the_apps_prints_to_the_error_log(app_dir):
     """--capture-output with --error-logfile: what the app prints (stdout and
     stderr) lands in the error log file, not on the terminal."""
     (app_dir / "printapp.py").write_text(PRINT_APP)
-    errlog = app_dir / "error.log"
-    out_path = app_dir / "terminal.out"
-    with open(out_path, "wb") as out:
-        proc = start_server_cmd(
-            "printapp:app",
-            "--pythonpath",
-            str(app_dir),
-            "--error-logfile",
-            str(errlog),
-            "--capture-output",
-            log_file=out,
-        )
-
-    def log():
-        return errlog.read_text(errors="replace") if errlog.exists() else ""
-
-    try:
-        listening = re.compile(r"Listening at: http://[\d.]+:(\d+)")
-        m = wait_until(lambda: listening.search(log()), 10)
-        assert m, log()
-        assert wait_until(lambda: "Booting worker with pid" in log(), 10), log()
-        port = int(m.group(1))
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
-            c.sendall(b"GET /captured HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert c.recv(4096).startswith(b"HTTP/1.1 200")
-        assert wait_until(
-            lambda: "app-stdout /captured" in log() and "app-stderr /captured" in log(),
-            10,
-        ), log()
-        assert b"app-std" not in out_path.read_bytes()
-    finally:
-        workers = [int(p) for p in re.findall(r"Booting worker with pid: (\d+)", log())]
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        for pid in workers:
-            if not pid_gone(pid) and is_cunicorn(pid):
-                os.kill(pid, signal.SIGKILL)
+    with Server(
+        "printapp:app",
+        "--pythonpath",
+        str(app_dir),
+        "--capture-output",
+        error_log=app_dir / "error.log",
+    ) as srv:
+        assert get(srv, "/captured").status == 200
+        srv.wait_for_log("app-stdout /captured")
+        srv.wait_for_log("app-stderr /captured")
+        assert b"app-std" not in srv.out_path.read_bytes()

@@ -27,7 +27,8 @@ connect; raises :class:`ServerStartError` (with the log) if the process exits or
 the deadline passes.  Attributes / methods:
 
 - ``.port`` (None on a unix socket), ``.unix_path``, ``.pid`` (master),
-  ``.proc``, ``.log_path``
+  ``.proc``, ``.log_path`` (``error_log=PATH`` makes it the server's
+  --error-logfile; stdout and stderr then go to ``.out_path``)
 - ``.log_text()``, ``.log_mark()``, ``.log_tail()``
 - ``.wait_for_log(regex, timeout=10, count=1, since=0)``, ``.worker_pids()``
 - ``.request(raw, timeout=5, shutdown=True)`` → raw bytes until EOF
@@ -136,7 +137,11 @@ class Server:
         ready_timeout: float = 10.0,
         bind: bool = True,
         log_dir: str | os.PathLike | None = None,
+        error_log: str | os.PathLike | None = None,
     ):
+        """error_log: the server's --error-logfile, whose lines (ready,
+        booted workers) are then ``.log_text()``; its stdout and stderr
+        still go to ``.out_path``."""
         self.app = app
         self.args = list(args)
         self.env = env
@@ -150,13 +155,16 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self._own_dir = log_dir is None
         self._dir = Path(log_dir or tempfile.mkdtemp(prefix="cunicorn-test-"))
-        self.log_path = self._dir / "server.log"
+        self.out_path = self._dir / "server.log"
+        self.log_path = Path(error_log) if error_log is not None else self.out_path
+        if error_log is not None:
+            self.args += ["--error-logfile", str(error_log)]
         self._log_fh = None
 
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> Server:
-        self._log_fh = open(self.log_path, "wb")
+        self._log_fh = open(self.out_path, "wb")
         self.proc = start_server_cmd(
             self.app, *self.args, env=self.env, bind=self.bind, log_file=self._log_fh
         )
